@@ -1,0 +1,60 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Kafka and PostgreSQL are started locally unless KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are set.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help venv up down kafka-up kafka-down db-up db-down demo test test-unit lint bench clean
+
+help:
+	@echo "make demo   - set up everything and run the end-to-end demo"
+	@echo "make test   - set up everything and run the whole test suite"
+	@echo "make lint   - ruff + mypy --strict"
+	@echo "make bench  - benchmark scripts (print figures)"
+	@echo "make up / down, kafka-up / kafka-down, db-up / db-down"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+kafka-up: venv
+	.ci/kafka.sh up
+
+kafka-down:
+	.ci/kafka.sh down
+
+db-up:
+	.ci/postgres.sh up
+
+db-down:
+	.ci/postgres.sh down
+
+up: kafka-up db-up
+
+down: kafka-down db-down
+
+demo: up
+	$(BIN)/recon demo
+
+test: up
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(BIN)/pytest -m 'not integration' $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check streams connectors tests
+	$(BIN)/ruff format --check streams connectors tests
+	$(BIN)/mypy
+
+bench: up
+	$(BIN)/recon bench all
+
+clean: down
+	rm -rf .local $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""The public event contract: the typed model, validation, decoding and encoding."""

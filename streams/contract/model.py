@@ -1,0 +1,121 @@
+"""Typed records exchanged between the contract layer, the engine and the adapters.
+
+These are plain frozen dataclasses: no Kafka, no Faust. Money is integer minor units and
+time is integer epoch milliseconds (event time), never floats and never the wall clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Side(StrEnum):
+    """Which input stream an event came from."""
+
+    PAYMENT = "payment"
+    LEDGER = "ledger"
+
+
+class Flow(StrEnum):
+    """A payment reconciles with ledger credits, a refund with ledger debits."""
+
+    PAYMENT = "payment"
+    REFUND = "refund"
+
+
+class Rule(StrEnum):
+    EXACT = "exact"
+    SPLIT = "split"
+    TOLERANCE = "tolerance"
+    LATE = "late"
+
+
+class ExceptionKind(StrEnum):
+    MISSING_LEDGER = "MISSING_LEDGER"
+    MISSING_PAYMENT = "MISSING_PAYMENT"
+    AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+    DUPLICATE_CONFLICT = "DUPLICATE_CONFLICT"
+
+
+class ExceptionStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class InputEvent:
+    """A validated payment or ledger event, reduced to what matching needs.
+
+    ``content_hash`` is a digest of the event's canonical content (all contract fields,
+    metadata included), so a redelivery can be told apart from a conflicting duplicate
+    without keeping the payload. ``offset`` is the source offset in its topic partition:
+    the last tie-break of the event-time order and the key of at-least-once re-emission.
+    """
+
+    side: Side
+    event_id: str
+    reference: str
+    amount_minor: int
+    currency: str
+    event_time_ms: int
+    flow: Flow
+    content_hash: bytes
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """A record with only an event time: advances one input's watermark, matches nothing."""
+
+    side: Side
+    event_time_ms: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRecord:
+    match_id: str
+    reference: str
+    flow: Flow
+    rule: Rule
+    currency: str
+    payment_amount_minor: int
+    ledger_amount_minor: int
+    difference_minor: int
+    payment_event_ids: tuple[str, ...]
+    ledger_event_ids: tuple[str, ...]
+    first_event_time_ms: int
+    matched_at_ms: int
+    exception_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionRecord:
+    exception_id: str
+    reference: str
+    flow: Flow
+    kind: ExceptionKind
+    status: ExceptionStatus
+    currency: str
+    # Set only for CURRENCY_MISMATCH: the ledger side's currency (``currency`` is the payment's).
+    ledger_currency: str | None
+    payment_amount_minor: int
+    ledger_amount_minor: int
+    payment_event_ids: tuple[str, ...]
+    ledger_event_ids: tuple[str, ...]
+    raised_at_ms: int
+    resolved_at_ms: int | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    source_topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: str
+    detail: str

@@ -1,0 +1,13 @@
+"""The root of the project's one exception tree.
+
+Every subpackage defines its own errors in its own ``exceptions.py``, all derived from
+:class:`ReconError`, so callers can catch "anything of ours" in one place.
+"""
+
+
+class ReconError(Exception):
+    """Base class of every error raised by this project."""
+
+
+class ConfigError(ReconError):
+    """A setting is missing or has an invalid value."""

@@ -1,0 +1,111 @@
+"""Settings: one typed, frozen object read from the environment, defaults documented in README.
+
+Durations accept ``500ms``, ``30s``, ``5m``, ``48h``, ``30d`` or a bare integer of milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.exceptions import ConfigError
+
+LOCAL_KAFKA = "127.0.0.1:19092"
+LOCAL_DATABASE_URL = "postgresql://recon:recon@127.0.0.1:55432/recon"
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_duration_ms(text: str) -> int:
+    match = _DURATION.match(text)
+    if match is None:
+        raise ConfigError(f"not a duration: {text!r} (use e.g. 500ms, 30s, 5m, 48h, 30d)")
+    return int(match.group(1)) * _UNIT_MS[match.group(2) or "ms"]
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """Connection settings, passed through to both clients (confluent-kafka and aiokafka)."""
+
+    bootstrap_servers: str = LOCAL_KAFKA
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+
+    def confluent_config(self) -> dict[str, Any]:
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            conf["sasl.username"] = self.sasl_username
+            conf["sasl.password"] = self.sasl_password or ""
+        if self.ssl_cafile:
+            conf["ssl.ca.location"] = self.ssl_cafile
+        return conf
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    payments: str = "payments"
+    ledger: str = "ledger"
+    matched: str = "recon.matched"
+    exceptions: str = "recon.exceptions"
+    dlq: str = "recon.dlq"
+
+
+def _get(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def _get_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _get_duration(env: Mapping[str, str], name: str, default_ms: int) -> int:
+    raw = env.get(name, "").strip()
+    return parse_duration_ms(raw) if raw else default_ms
+
+
+def kafka_from_env(env: Mapping[str, str] | None = None) -> KafkaSettings:
+    env = os.environ if env is None else env
+    return KafkaSettings(
+        bootstrap_servers=_get(env, "KAFKA_BOOTSTRAP_SERVERS", LOCAL_KAFKA),
+        security_protocol=_get(env, "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+        sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
+        sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
+        sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
+        ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,
+    )
+
+
+def topics_from_env(env: Mapping[str, str] | None = None) -> TopicNames:
+    env = os.environ if env is None else env
+    d = TopicNames()
+    return TopicNames(
+        payments=_get(env, "RECON_TOPIC_PAYMENTS", d.payments),
+        ledger=_get(env, "RECON_TOPIC_LEDGER", d.ledger),
+        matched=_get(env, "RECON_TOPIC_MATCHED", d.matched),
+        exceptions=_get(env, "RECON_TOPIC_EXCEPTIONS", d.exceptions),
+        dlq=_get(env, "RECON_TOPIC_DLQ", d.dlq),
+    )
+
+
+def database_url_from_env(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return _get(env, "DATABASE_URL", LOCAL_DATABASE_URL)

@@ -1,0 +1,96 @@
+"""Shared fixtures: the real Kafka broker, per-test topics, and the real PostgreSQL server.
+
+Under CI=true a missing broker or database fails the run; locally it skips the test with the
+command that starts it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from streams.settings import KafkaSettings, database_url_from_env, kafka_from_env
+
+INTEGRATION_FIXTURES = {"kafka", "kafka_admin", "new_topic", "database_url", "pg_schema"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+def _unavailable(what: str, hint: str) -> None:
+    message = f"{what} is not reachable ({hint})"
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"{message}: under CI a missing service is a failure", pytrace=False)
+    pytest.skip(f"{message}; start it with `make up`")
+
+
+@pytest.fixture(scope="session")
+def kafka() -> KafkaSettings:
+    settings = kafka_from_env()
+    try:
+        metadata = AdminClient(settings.confluent_config()).list_topics(timeout=10)
+    except Exception as exc:
+        _unavailable(f"Kafka at {settings.bootstrap_servers}", str(exc))
+    if not metadata.brokers:
+        _unavailable(f"Kafka at {settings.bootstrap_servers}", "no brokers in metadata")
+    return settings
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka: KafkaSettings) -> AdminClient:
+    return AdminClient(kafka.confluent_config())
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}.{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def new_topic(kafka_admin: AdminClient) -> Iterator[Callable[..., str]]:
+    """Creates uniquely named topics for one test and deletes them afterwards."""
+    created: list[str] = []
+
+    def create(
+        prefix: str = "test", partitions: int = 3, config: dict[str, str] | None = None
+    ) -> str:
+        name = unique_name(f"t.{prefix}")
+        spec = NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
+        kafka_admin.create_topics([spec], operation_timeout=30)[name].result(timeout=30)
+        created.append(name)
+        return name
+
+    yield create
+    if created:
+        for future in kafka_admin.delete_topics(created, operation_timeout=30).values():
+            future.result(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    url = database_url_from_env()
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        _unavailable("PostgreSQL", str(exc).strip())
+    return url
+
+
+@pytest.fixture
+def pg_schema(database_url: str) -> Iterator[str]:
+    """A fresh schema for one test; connect with ``options=-csearch_path=<schema>``."""
+    schema = unique_name("t").replace(".", "_")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield schema
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
