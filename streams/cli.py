@@ -10,6 +10,14 @@ from collections.abc import Sequence
 # name -> (module, help). Each module has ``add_arguments(parser)`` and ``run(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("streams.demo", "run the end-to-end demo against the configured Kafka and PostgreSQL"),
+    "sink": ("connectors.postgres.run", "consume the output topics into PostgreSQL (exactly-once)"),
+    "db": ("connectors.postgres.db", "apply (migrate) or list (status) the sink's SQL migrations"),
+    "worker": (
+        "streams.worker.cli",
+        "run the matching worker (Faust) configured from the environment",
+    ),
+    "topics": ("streams.worker.topics", "create and verify the co-partitioned topics"),
+    "simulate": ("streams.simulate.cli", "produce simulated upstream traffic and its ground truth"),
 }
 
 

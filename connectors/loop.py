@@ -1,0 +1,300 @@
+"""The Kafka side of a sink: consume, batch by size and time, hand batches to a :class:`Sink`.
+
+Exactly-once into the store: the store keeps the offsets (see :class:`connectors.base.Sink`).
+On every assignment the loop seeks to ``stored + 1`` (no row: the beginning); Kafka's own
+committed offsets are written asynchronously after each store commit, for monitoring only.
+
+When the store is unavailable the loop keeps its batch, pauses every assigned partition (so
+no new records pile up: the batch cap bounds memory), keeps calling ``consume`` so the group
+membership stays alive, retries with exponential backoff and full jitter, and resumes once a
+write succeeds. A stop request (SIGTERM) flushes the batch, commits and returns 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+
+from connectors import metrics
+from connectors.base import Sink, SinkRecord, TopicPartitionKey
+from connectors.exceptions import SinkUnavailableError
+
+log = logging.getLogger(__name__)
+
+#: Exit code when ``max_retries`` consecutive attempts failed.
+EXIT_RETRIES_EXHAUSTED = 3
+#: Exit code when the last batch could not be written before the shutdown timeout.
+EXIT_UNFLUSHED = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LoopSettings:
+    batch_size: int = 5000
+    linger_ms: int = 200
+    max_retries: int = -1
+    retry_backoff_ms: int = 200
+    retry_backoff_max_ms: int = 10_000
+    shutdown_timeout_ms: int = 30_000
+    #: Upper bound of one ``consume`` call, so stop requests and retries are noticed quickly.
+    poll_interval_ms: int = 100
+
+
+class SinkLoop:
+    """Drives one consumer and one sink. Not thread-safe: run it from one thread."""
+
+    def __init__(
+        self,
+        consumer: Any,
+        sink: Sink,
+        topics: Sequence[str],
+        settings: LoopSettings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._consumer = consumer
+        self._sink = sink
+        self._topics = list(dict.fromkeys(topics))  # a topic subscribed twice is an error
+        self._s = settings
+        self._clock = clock
+        self._batch: list[SinkRecord] = []
+        self._batch_started: float | None = None
+        self._assigned: set[TopicPartitionKey] = set()
+        self._pending_seek: set[TopicPartitionKey] = set()
+        self._paused = False
+        self._failures = 0
+        self._retry_at: float | None = None
+        self.records_written = 0
+        self.batches_written = 0
+
+    # -- rebalance callbacks ---------------------------------------------------------------
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        try:
+            stored = self._sink.stored_offsets(keys)
+        except SinkUnavailableError as exc:
+            # Assign now, fetch nothing: the seek happens once the store answers again.
+            log.warning("store unavailable on assignment, partitions held paused: %s", exc)
+            consumer.assign(partitions)
+            consumer.pause(partitions)
+            self._pending_seek.update(keys)
+            self._assigned.update(keys)
+            return
+        for tp, key in zip(partitions, keys, strict=True):
+            tp.offset = stored[key] + 1 if key in stored else OFFSET_BEGINNING
+        consumer.assign(partitions)
+        if self._paused:
+            consumer.pause(partitions)
+        self._assigned.update(keys)
+        log.info(
+            "assigned %s",
+            {f"{t}[{p}]": tp.offset for (t, p), tp in zip(keys, partitions, strict=True)},
+        )
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        keys = {(tp.topic, tp.partition) for tp in partitions}
+        if self._batch and any((r.topic, r.partition) in keys for r in self._batch):
+            try:
+                self._write()
+            except SinkUnavailableError:
+                # Not ours any more: the next owner resumes from the store's offsets.
+                self._batch = [r for r in self._batch if (r.topic, r.partition) not in keys]
+                if not self._batch:
+                    self._batch_started = None
+        self._assigned -= keys
+        self._pending_seek -= keys
+        log.info("revoked %d partitions", len(keys))
+
+    # -- main loop -------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> int:
+        self._consumer.subscribe(
+            self._topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        try:
+            while not stop.is_set():
+                if self._pending_seek:
+                    self._resolve_pending_seeks()
+                self._poll()
+                if self._flush_due():
+                    self._try_flush()
+                    if 0 <= self._s.max_retries < self._failures:
+                        log.error("giving up after %d failed attempts", self._failures)
+                        return EXIT_RETRIES_EXHAUSTED
+            return self._shutdown()
+        finally:
+            self._consumer.close()
+
+    def _poll(self) -> None:
+        now = self._clock()
+        timeout = self._s.poll_interval_ms / 1000
+        if self._batch_started is not None:
+            timeout = min(timeout, max(0.0, self._batch_started + self._s.linger_ms / 1000 - now))
+        if self._retry_at is not None:
+            timeout = min(timeout, max(0.0, self._retry_at - now))
+        room = self._s.batch_size - len(self._batch)
+        # Paused or full: still call consume (group membership, callbacks), take at most one
+        # straggler fetched before the pause.
+        n = 1 if self._paused or room <= 0 else min(room, 10_000)
+        for msg in self._consumer.consume(num_messages=n, timeout=timeout):
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", err)
+                continue
+            topic, partition = msg.topic(), msg.partition()
+            if (topic, partition) in self._pending_seek:
+                continue  # fetched before its seek: will be read again from the stored offset
+            ts_type, ts = msg.timestamp()
+            self._batch.append(
+                SinkRecord(
+                    topic,
+                    partition,
+                    msg.offset(),
+                    ts if ts_type != TIMESTAMP_NOT_AVAILABLE else -1,
+                    msg.key(),
+                    msg.value(),
+                )
+            )
+            if self._batch_started is None:
+                self._batch_started = self._clock()
+
+    def _flush_due(self) -> bool:
+        if not self._batch or self._batch_started is None:
+            return False
+        now = self._clock()
+        if self._retry_at is not None:
+            return now >= self._retry_at
+        return len(self._batch) >= self._s.batch_size or (
+            now - self._batch_started >= self._s.linger_ms / 1000
+        )
+
+    def _write(self) -> None:
+        """Write the batch; on success commit to Kafka (informative) and clear it."""
+        batch = self._batch
+        result = self._sink.write_batch(batch)
+        offsets: dict[TopicPartitionKey, int] = {}
+        for r in batch:
+            offsets[(r.topic, r.partition)] = max(offsets.get((r.topic, r.partition), -1), r.offset)
+        self.records_written += len(batch)
+        self.batches_written += result.transactions
+        self._batch = []
+        self._batch_started = None
+        commit = [
+            TopicPartition(t, p, o + 1) for (t, p), o in offsets.items() if (t, p) in self._assigned
+        ]
+        if commit:
+            try:
+                self._consumer.commit(offsets=commit, asynchronous=True)
+            except KafkaException as exc:
+                log.debug("informative Kafka commit failed: %s", exc)
+
+    def _try_flush(self) -> bool:
+        try:
+            self._write()
+        except SinkUnavailableError as exc:
+            self._failures += 1
+            metrics.RETRIES.labels("unavailable").inc()
+            delay = self._backoff()
+            self._retry_at = self._clock() + delay
+            if self._failures == 1 or self._failures % 10 == 0:
+                log.warning(
+                    "store unavailable (attempt %d), holding %d records, retry in %.2fs: %s",
+                    self._failures,
+                    len(self._batch),
+                    delay,
+                    exc,
+                )
+            self._pause()
+            return False
+        if self._failures:
+            log.info("store back after %d failed attempts", self._failures)
+        self._failures = 0
+        self._retry_at = None
+        self._resume()
+        return True
+
+    def _backoff(self) -> float:
+        cap = min(
+            self._s.retry_backoff_max_ms,
+            self._s.retry_backoff_ms * 2 ** min(self._failures - 1, 30),
+        )
+        # Jitter in [cap/2, cap]: spreads reconnecting sinks, never retries in a tight loop.
+        return random.uniform(cap / 2, cap) / 1000
+
+    def _pause(self) -> None:
+        if self._paused:
+            return
+        self._paused = True
+        parts = [TopicPartition(t, p) for t, p in self._assigned]
+        if parts:
+            self._consumer.pause(parts)
+
+    def _resume(self) -> None:
+        if not self._paused:
+            return
+        self._paused = False
+        parts = [TopicPartition(t, p) for t, p in self._assigned - self._pending_seek]
+        if parts:
+            self._consumer.resume(parts)
+
+    def _resolve_pending_seeks(self) -> None:
+        if self._retry_at is not None and self._clock() < self._retry_at:
+            return
+        keys = sorted(self._pending_seek)
+        try:
+            stored = self._sink.stored_offsets(keys)
+        except SinkUnavailableError:
+            self._failures += 1
+            self._retry_at = self._clock() + self._backoff()
+            return
+        for key in keys:
+            offset = stored[key] + 1 if key in stored else OFFSET_BEGINNING
+            try:
+                self._consumer.seek(TopicPartition(key[0], key[1], offset))
+            except KafkaException as exc:
+                log.debug("seek %s deferred: %s", key, exc)
+                continue
+            self._pending_seek.discard(key)
+            if not self._paused:
+                self._consumer.resume([TopicPartition(key[0], key[1])])
+        if not self._pending_seek and not self._batch:
+            self._failures = 0
+            self._retry_at = None
+
+    def _shutdown(self) -> int:
+        deadline = self._clock() + self._s.shutdown_timeout_ms / 1000
+        while self._batch:
+            try:
+                self._write()
+            except SinkUnavailableError as exc:
+                if self._clock() >= deadline:
+                    log.error(
+                        "stopping with %d unwritten records (%s); they will be re-read",
+                        len(self._batch),
+                        exc,
+                    )
+                    return EXIT_UNFLUSHED
+                self._failures += 1
+                time.sleep(min(self._backoff(), max(0.0, deadline - self._clock())))
+        try:
+            self._sink.flush()
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            log.debug("final informative commit: %s", exc)
+        return 0

@@ -1,0 +1,1 @@
+"""PostgreSQL sink: COPY into staging tables, upsert, offsets in the same transaction."""

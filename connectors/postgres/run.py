@@ -1,0 +1,153 @@
+"""``recon sink``: consume recon.matched, recon.exceptions and recon.dlq into PostgreSQL.
+
+Also runnable as ``python -m connectors.postgres``. Settings come from the environment (see
+:mod:`connectors.postgres.settings`); the few flags override them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import random
+import signal
+import sys
+import threading
+from typing import Any
+
+from connectors.postgres.settings import SinkSettings
+
+log = logging.getLogger("connectors.postgres")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--schema", help="PostgreSQL schema (default: $RECON_PG_SCHEMA or public)")
+    parser.add_argument("--group-id", help="consumer group (default: $RECON_SINK_GROUP_ID)")
+    parser.add_argument("--batch-size", type=int, help="records per batch (default 5000)")
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port (default: off)"
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+
+
+def consumer_config(settings: SinkSettings) -> dict[str, Any]:
+    conf: dict[str, Any] = settings.kafka.confluent_config()
+    conf.update(
+        {
+            "group.id": settings.group_id,
+            "client.id": "recon-sink",
+            # The store owns the offsets; Kafka's are written after each commit, for lag monitoring.
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "session.timeout.ms": settings.session_timeout_ms,
+            # Eager assignment: on_assign gets the whole assignment and calls assign() with offsets.
+            "partition.assignment.strategy": "range",
+            # Bound the prefetch queue: under backpressure memory is the batch plus this.
+            "queued.max.messages.kbytes": 16384,
+        }
+    )
+    if settings.instance_id:
+        conf["group.instance.id"] = settings.instance_id
+    return conf
+
+
+def run_sink(settings: SinkSettings, stop: threading.Event) -> int:
+    """Run the sink until ``stop`` is set. Returns the process exit code."""
+    from confluent_kafka import Consumer
+
+    from connectors.exceptions import SinkUnavailableError
+    from connectors.loop import LoopSettings, SinkLoop
+    from connectors.postgres.writer import PostgresSink
+
+    sink = PostgresSink(settings)
+    try:
+        attempt = 0
+        while True:
+            try:
+                sink.open()
+                break
+            except SinkUnavailableError as exc:
+                attempt += 1
+                if attempt == 1 or attempt % 10 == 0:
+                    log.warning("waiting for PostgreSQL (attempt %d): %s", attempt, exc)
+                cap = min(
+                    settings.retry_backoff_max_ms, settings.retry_backoff_ms * 2 ** min(attempt, 20)
+                )
+                if stop.wait(random.uniform(cap / 2, cap) / 1000):
+                    return 0
+        loop = SinkLoop(
+            Consumer(consumer_config(settings)),
+            sink,
+            settings.source_topics,
+            LoopSettings(
+                batch_size=settings.batch_size,
+                linger_ms=settings.linger_ms,
+                max_retries=settings.max_retries,
+                retry_backoff_ms=settings.retry_backoff_ms,
+                retry_backoff_max_ms=settings.retry_backoff_max_ms,
+                shutdown_timeout_ms=settings.shutdown_timeout_ms,
+            ),
+        )
+        log.info(
+            "sink started: topics %s -> schema %s, group %s",
+            ", ".join(settings.source_topics),
+            settings.schema,
+            settings.group_id,
+        )
+        code = loop.run(stop)
+        log.info(
+            "sink stopped (exit %d): %d records in %d batches",
+            code,
+            loop.records_written,
+            loop.batches_written,
+        )
+        return code
+    finally:
+        sink.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from connectors.postgres.settings import sink_settings_from_env
+
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = sink_settings_from_env()
+    overrides: dict[str, Any] = {}
+    if args.schema:
+        overrides["schema"] = args.schema
+    if args.group_id:
+        overrides["group_id"] = args.group_id
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
+    if args.metrics_port is not None:
+        overrides["metrics_port"] = args.metrics_port
+    if overrides:
+        settings = dataclasses.replace(settings, **overrides)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port)
+
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: flushing and stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return run_sink(settings, stop)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m connectors.postgres", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
