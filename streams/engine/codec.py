@@ -1,0 +1,233 @@
+"""Value encodings of the engine's state records: orjson arrays (compact, no payloads).
+
+Layouts (positional JSON arrays; sides and flows as the small codes of :mod:`.keys`):
+
+* meta ``W``: ``[partition, ledger_max, payment_max, watermark, ledger_offset, payment_offset,
+  ledger_pruned, payment_pruned]`` (times ``null`` until seen, offsets ``-1`` until seen; pruned:
+  the outbox holds no entry below this offset, from :meth:`MatchingEngine.on_committed`)
+* buffered event ``B``: ``[side, event_id, reference, amount, currency, time, flow, offset]``
+* group ``G``: ``[exception_id|null, deadline|null, payment_members, ledger_members]`` where a
+  member is ``[event_id, amount, time]`` in applied order
+* exception ``X``: ``[exception_record, [group_id_hex, ...]]``
+* outbox ``O``: ``[["m", match_record] | ["x", exception_record], ...]`` in emission order
+* purge ``R`` of a match: ``[[side, event_id], ...]``; other purges: empty value
+
+Records are arrays of their dataclass fields in declaration order. Amounts are ints: orjson
+writes integers up to 64 bits exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streams.contract.model import (
+    ExceptionKind,
+    ExceptionRecord,
+    ExceptionStatus,
+    Flow,
+    MatchRecord,
+    Rule,
+    Side,
+)
+from streams.engine.exceptions import CorruptStateError
+from streams.engine.keys import CODE_FLOW, CODE_SIDE, FLOW_CODE, SIDE_CODE
+
+Member = tuple[str, int, int]  # event_id, amount_minor, event_time_ms
+
+_DECODE_ERRORS = (orjson.JSONDecodeError, IndexError, KeyError, TypeError, ValueError)
+
+
+def _loads(raw: bytes, what: str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise CorruptStateError(f"undecodable {what} record") from exc
+
+
+@dataclass(slots=True)
+class Meta:
+    partition: int
+    max_time: list[int | None]  # by side code
+    watermark: int | None
+    offsets: list[int]  # highest applied input offset, by side code
+    pruned: list[int]  # outbox entries below this offset are gone, by side code
+
+
+def encode_meta(meta: Meta) -> bytes:
+    return orjson.dumps(
+        [meta.partition, *meta.max_time, meta.watermark, *meta.offsets, *meta.pruned]
+    )
+
+
+def decode_meta(raw: bytes) -> Meta:
+    v = _loads(raw, "meta")
+    try:
+        return Meta(int(v[0]), [v[1], v[2]], v[3], [int(v[4]), int(v[5])], [int(v[6]), int(v[7])])
+    except _DECODE_ERRORS as exc:
+        raise CorruptStateError(f"bad meta record {v!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Buffered:
+    side: Side
+    event_id: str
+    reference: str
+    amount_minor: int
+    currency: str
+    event_time_ms: int
+    flow: Flow
+    offset: int
+
+
+def encode_buffered(ev: Buffered) -> bytes:
+    return orjson.dumps(
+        [
+            SIDE_CODE[ev.side],
+            ev.event_id,
+            ev.reference,
+            ev.amount_minor,
+            ev.currency,
+            ev.event_time_ms,
+            FLOW_CODE[ev.flow],
+            ev.offset,
+        ]
+    )
+
+
+def decode_buffered(raw: bytes) -> Buffered:
+    v = _loads(raw, "buffer")
+    try:
+        return Buffered(CODE_SIDE[v[0]], v[1], v[2], v[3], v[4], v[5], CODE_FLOW[v[6]], v[7])
+    except _DECODE_ERRORS as exc:
+        raise CorruptStateError(f"bad buffer record {v!r}") from exc
+
+
+@dataclass(slots=True)
+class Group:
+    gid: bytes
+    exception_id: str | None  # set while raised
+    deadline: int | None  # the deadline as indexed under ``D`` (open groups only)
+    payments: list[Member]
+    ledgers: list[Member]
+
+    def members(self, side: Side) -> list[Member]:
+        return self.payments if side is Side.PAYMENT else self.ledgers
+
+
+def encode_group(g: Group) -> bytes:
+    return orjson.dumps([g.exception_id, g.deadline, g.payments, g.ledgers])
+
+
+def decode_group(gid: bytes, raw: bytes) -> Group:
+    v = _loads(raw, "group")
+    try:
+        return Group(
+            gid,
+            v[0],
+            v[1],
+            [(m[0], m[1], m[2]) for m in v[2]],
+            [(m[0], m[1], m[2]) for m in v[3]],
+        )
+    except _DECODE_ERRORS as exc:
+        raise CorruptStateError(f"bad group record {v!r}") from exc
+
+
+def match_to_list(r: MatchRecord) -> list[Any]:
+    return [
+        r.match_id,
+        r.reference,
+        r.flow.value,
+        r.rule.value,
+        r.currency,
+        r.payment_amount_minor,
+        r.ledger_amount_minor,
+        r.difference_minor,
+        r.payment_event_ids,
+        r.ledger_event_ids,
+        r.first_event_time_ms,
+        r.matched_at_ms,
+        r.exception_id,
+    ]
+
+
+def match_from_list(v: list[Any]) -> MatchRecord:
+    return MatchRecord(
+        v[0], v[1], Flow(v[2]), Rule(v[3]), v[4], v[5], v[6], v[7],
+        tuple(v[8]), tuple(v[9]), v[10], v[11], v[12],
+    )  # fmt: skip
+
+
+def exception_to_list(r: ExceptionRecord) -> list[Any]:
+    return [
+        r.exception_id,
+        r.reference,
+        r.flow.value,
+        r.kind.value,
+        r.status.value,
+        r.currency,
+        r.ledger_currency,
+        r.payment_amount_minor,
+        r.ledger_amount_minor,
+        r.payment_event_ids,
+        r.ledger_event_ids,
+        r.raised_at_ms,
+        r.resolved_at_ms,
+        r.detail,
+    ]
+
+
+def exception_from_list(v: list[Any]) -> ExceptionRecord:
+    return ExceptionRecord(
+        v[0], v[1], Flow(v[2]), ExceptionKind(v[3]), ExceptionStatus(v[4]), v[5], v[6],
+        v[7], v[8], tuple(v[9]), tuple(v[10]), v[11], v[12], v[13],
+    )  # fmt: skip
+
+
+def encode_exception(record: ExceptionRecord, gids: Iterable[bytes]) -> bytes:
+    return orjson.dumps([exception_to_list(record), [gid.hex() for gid in gids]])
+
+
+def decode_exception(raw: bytes) -> tuple[ExceptionRecord, list[bytes]]:
+    v = _loads(raw, "exception")
+    try:
+        return exception_from_list(v[0]), [bytes.fromhex(h) for h in v[1]]
+    except _DECODE_ERRORS as exc:
+        raise CorruptStateError(f"bad exception record {v!r}") from exc
+
+
+def encode_outbox(matches: list[MatchRecord], exceptions: list[ExceptionRecord]) -> bytes:
+    return orjson.dumps(
+        [["m", match_to_list(m)] for m in matches]
+        + [["x", exception_to_list(e)] for e in exceptions]
+    )
+
+
+def decode_outbox(raw: bytes) -> tuple[list[MatchRecord], list[ExceptionRecord]]:
+    v = _loads(raw, "outbox")
+    matches: list[MatchRecord] = []
+    exceptions: list[ExceptionRecord] = []
+    try:
+        for tag, fields in v:
+            if tag == "m":
+                matches.append(match_from_list(fields))
+            else:
+                exceptions.append(exception_from_list(fields))
+    except _DECODE_ERRORS as exc:
+        raise CorruptStateError("bad outbox record") from exc
+    return matches, exceptions
+
+
+def encode_purge_members(members: Iterable[tuple[int, str]]) -> bytes:
+    return orjson.dumps([list(m) for m in members])
+
+
+def decode_purge_members(raw: bytes) -> list[tuple[int, str]]:
+    v = _loads(raw, "purge")
+    try:
+        return [(int(m[0]), str(m[1])) for m in v]
+    except _DECODE_ERRORS as exc:
+        raise CorruptStateError("bad purge record") from exc

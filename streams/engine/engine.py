@@ -1,0 +1,621 @@
+"""The matching engine: event-time ordered, deterministic, and safe to run at least once.
+
+All state lives in a :class:`~streams.state.base.KeyValueStore`, one per input partition (key
+layout in :mod:`streams.engine.keys`, values in :mod:`streams.engine.codec`). Processing one
+input record:
+
+1. An offset at or below the highest applied offset of its side is a Kafka redelivery: the
+   outputs recorded for it in the outbox are returned again, and nothing else happens.
+2. An event is checked against the duplicate index (drop, or DUPLICATE_CONFLICT), then either
+   applied at once (already behind the watermark: late) or put in the event-time buffer.
+3. Its side's greatest event time moves; the watermark (min over sides minus lateness) follows.
+4. The sweep applies what the watermark passed, in event-time order: buffered events by
+   (time, ledger before payment, offset), with group deadlines and retention purges at time T
+   running after the events at T. Each index is read from its start up to the watermark only.
+5. The outputs are stored in the outbox under the input's offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from streams.contract.model import (
+    ExceptionKind,
+    ExceptionRecord,
+    ExceptionStatus,
+    Heartbeat,
+    InputEvent,
+    MatchRecord,
+    Rule,
+    Side,
+)
+from streams.engine import codec, keys
+from streams.engine.closing import find_pair, find_pair_with_last
+from streams.engine.codec import Buffered, Group, Member, Meta
+from streams.engine.config import MatchConfig
+from streams.engine.details import conflict_detail, resolved_detail, timeout_detail
+from streams.engine.exceptions import CorruptStateError, InvalidInputError, PartitionMismatchError
+from streams.engine.ids import conflict_id, exception_id, match_id
+from streams.engine.views import (
+    BufferedView,
+    EngineOutput,
+    EngineSnapshot,
+    GroupStatus,
+    GroupView,
+    MemberView,
+)
+from streams.state.base import KeyValueStore, prefix_end
+
+Item = InputEvent | Heartbeat
+
+_PAY = keys.SIDE_CODE[Side.PAYMENT]
+_LED = keys.SIDE_CODE[Side.LEDGER]
+_BUFFER_END = prefix_end(keys.BUFFER)
+_GROUP_END = prefix_end(keys.GROUP)
+_EXCEPTION_END = prefix_end(keys.EXCEPTION)
+
+
+class MatchingEngine:
+    """Pure matching logic; every call names the partition's store explicitly.
+
+    One call at a time per instance (the floors below are per call), which is how a single
+    Faust agent or a test drives it.
+    """
+
+    def __init__(self, config: MatchConfig | None = None) -> None:
+        self.config = config if config is not None else MatchConfig()
+        # Lowest time that may still have a deadline / retention entry. Reading the indexes
+        # from here, not from their first key, skips what was deleted (RocksDB tombstones,
+        # overlay deletes) instead of stepping over it on every read.
+        self._floor_deadline: int | None = None
+        self._floor_retention: int | None = None
+        # During a sweep: no timer is earlier than this (None: unknown). Lets the per-event
+        # timer check cost nothing while no timer is due.
+        self._earliest_timer: int | None = None
+        self._sweep_bound = 0
+
+    # ------------------------------------------------------------------ public API
+
+    def on_item(self, store: KeyValueStore, partition: int, item: Item) -> EngineOutput:
+        return self.on_batch(store, partition, (item,))
+
+    def on_batch(self, store: KeyValueStore, partition: int, items: Iterable[Item]) -> EngineOutput:
+        """Process items in order; same outputs and state as ``on_item`` on each in turn."""
+        out = EngineOutput()
+        meta = self._load_meta(store, partition)
+        before = codec.encode_meta(meta)
+        try:
+            for item in items:
+                self._process(store, meta, item, out)
+        finally:
+            # Items processed before a failure stay applied, so their offsets must be kept.
+            after = codec.encode_meta(meta)
+            if after != before:
+                store.put(keys.META, after)
+        return out
+
+    def on_committed(self, store: KeyValueStore, partition: int, side: Side, offset: int) -> int:
+        """Forget outbox entries of ``side`` below ``offset``, Kafka's committed offset (the
+        next offset to read: every input before it has had its outputs sent). Returns how many
+        entries were dropped."""
+        meta = self._load_meta(store, partition)
+        code = keys.SIDE_CODE[side]
+        if offset <= meta.pruned[code]:
+            return 0
+        start = keys.outbox_key(side, meta.pruned[code])
+        stale = [k for k, _ in store.scan(start, keys.outbox_key(side, offset))]
+        for key in stale:
+            store.delete(key)
+        meta.pruned[code] = offset
+        store.put(keys.META, codec.encode_meta(meta))
+        return len(stale)
+
+    def lookup(self, store: KeyValueStore, reference: str) -> list[GroupView]:
+        """Open and raised groups of one reference, by (flow, currency)."""
+        prefix = keys.GROUP + keys.reference_prefix(reference)
+        return [
+            _group_view(codec.decode_group(k[1:], v))
+            for k, v in store.scan(prefix, prefix_end(prefix))
+        ]
+
+    def snapshot(self, store: KeyValueStore, partition: int) -> EngineSnapshot:
+        raw = store.get(keys.META)
+        meta = codec.decode_meta(raw) if raw is not None else None
+        if meta is not None and meta.partition != partition:
+            raise PartitionMismatchError(f"store holds partition {meta.partition}, not {partition}")
+        buffered = tuple(
+            _buffered_view(codec.decode_buffered(v))
+            for _, v in store.scan(keys.BUFFER, _BUFFER_END)
+        )
+        groups = tuple(
+            _group_view(codec.decode_group(k[1:], v)) for k, v in store.scan(keys.GROUP, _GROUP_END)
+        )
+        raised = tuple(
+            sorted(
+                (
+                    codec.decode_exception(v)[0]
+                    for _, v in store.scan(keys.EXCEPTION, _EXCEPTION_END)
+                ),
+                key=lambda r: r.exception_id,
+            )
+        )
+        return EngineSnapshot(
+            partition=meta.partition if meta else None,
+            watermark_ms=meta.watermark if meta else None,
+            payment_max_ms=meta.max_time[_PAY] if meta else None,
+            ledger_max_ms=meta.max_time[_LED] if meta else None,
+            payment_offset=meta.offsets[_PAY] if meta else -1,
+            ledger_offset=meta.offsets[_LED] if meta else -1,
+            buffered=buffered,
+            groups=groups,
+            raised_exceptions=raised,
+        )
+
+    # ------------------------------------------------------------------ per item
+
+    def _load_meta(self, store: KeyValueStore, partition: int) -> Meta:
+        raw = store.get(keys.META)
+        if raw is None:
+            return Meta(partition, [None, None], None, [-1, -1], [0, 0])
+        meta = codec.decode_meta(raw)
+        if meta.partition != partition:
+            raise PartitionMismatchError(
+                f"store holds partition {meta.partition}, called for partition {partition}"
+            )
+        return meta
+
+    def _process(self, store: KeyValueStore, meta: Meta, item: Item, out: EngineOutput) -> None:
+        code = keys.SIDE_CODE[item.side]
+        if isinstance(item, InputEvent):
+            _validate(item)
+        if item.offset <= meta.offsets[code]:
+            out.replays += 1
+            raw = store.get(keys.outbox_key(item.side, item.offset))
+            if raw is not None:
+                matches, exceptions = codec.decode_outbox(raw)
+                out.matches.extend(matches)
+                out.exceptions.extend(exceptions)
+            return
+        marks = len(out.matches), len(out.exceptions)
+        # After every sweep nothing due is left below the watermark (see _sweep).
+        self._floor_deadline = self._floor_retention = meta.watermark
+        self._earliest_timer = None
+        meta.offsets[code] = item.offset
+        if isinstance(item, InputEvent):
+            out.events += 1
+            self._on_event(store, meta, item, out)
+        else:
+            out.heartbeats += 1
+        seen = meta.max_time[code]
+        if seen is None or item.event_time_ms > seen:
+            meta.max_time[code] = item.event_time_ms
+        previous = meta.watermark
+        self._advance_watermark(meta)
+        self._sweep(store, meta, previous, out)
+        matches, exceptions = out.matches[marks[0] :], out.exceptions[marks[1] :]
+        if matches or exceptions:
+            store.put(
+                keys.outbox_key(item.side, item.offset), codec.encode_outbox(matches, exceptions)
+            )
+            payload = bytes([code]) + item.offset.to_bytes(8, "big")
+            expiry = item.event_time_ms + self.config.retention_ms
+            self._put_retention(store, expiry, keys.PURGE_OUTBOX, payload)
+
+    def _advance_watermark(self, meta: Meta) -> None:
+        pay, led = meta.max_time[_PAY], meta.max_time[_LED]
+        if pay is None or led is None:
+            return
+        candidate = min(pay, led) - self.config.allowed_lateness_ms
+        if meta.watermark is None or candidate > meta.watermark:
+            meta.watermark = candidate
+
+    def _on_event(
+        self, store: KeyValueStore, meta: Meta, ev: InputEvent, out: EngineOutput
+    ) -> None:
+        ukey = keys.dedupe_key(ev.side, ev.event_id)
+        known = store.get(ukey)
+        if known is not None:
+            if known == ev.content_hash:
+                out.duplicates_dropped += 1
+            else:
+                out.conflicts += 1
+                out.exceptions.append(self._conflict(ev, known))
+            return
+        store.put(ukey, ev.content_hash)
+        buffered = Buffered(
+            ev.side, ev.event_id, ev.reference, ev.amount_minor, ev.currency,
+            ev.event_time_ms, ev.flow, ev.offset,
+        )  # fmt: skip
+        if meta.watermark is not None and ev.event_time_ms < meta.watermark:
+            out.late_events += 1
+            self._apply(store, buffered, out)
+        else:
+            key = keys.buffer_key(ev.event_time_ms, ev.side, ev.offset)
+            store.put(key, codec.encode_buffered(buffered))
+            out.buffered += 1
+
+    def _conflict(self, ev: InputEvent, known: bytes) -> ExceptionRecord:
+        is_pay = ev.side is Side.PAYMENT
+        return ExceptionRecord(
+            exception_id=conflict_id(ev.side, ev.event_id, known, ev.content_hash),
+            reference=ev.reference,
+            flow=ev.flow,
+            kind=ExceptionKind.DUPLICATE_CONFLICT,
+            status=ExceptionStatus.OPEN,
+            currency=ev.currency,
+            ledger_currency=None,
+            payment_amount_minor=ev.amount_minor if is_pay else 0,
+            ledger_amount_minor=0 if is_pay else ev.amount_minor,
+            payment_event_ids=(ev.event_id,) if is_pay else (),
+            ledger_event_ids=() if is_pay else (ev.event_id,),
+            raised_at_ms=ev.event_time_ms,
+            resolved_at_ms=None,
+            detail=conflict_detail(
+                side=ev.side,
+                event_id=ev.event_id,
+                reference=ev.reference,
+                amount=ev.amount_minor,
+                currency=ev.currency,
+                old=known,
+                new=ev.content_hash,
+            ),
+        )
+
+    # ------------------------------------------------------------------ event-time sweep
+
+    def _sweep(
+        self, store: KeyValueStore, meta: Meta, previous: int | None, out: EngineOutput
+    ) -> None:
+        """Apply what the watermark passed. Events are buffered only at or after the watermark
+        of their arrival, so the buffer holds nothing below ``previous``."""
+        if meta.watermark is None:
+            return
+        self._sweep_bound = meta.watermark
+        start = keys.BUFFER if previous is None else keys.BUFFER + keys.time_bytes(previous)
+        due = list(store.scan(start, keys.BUFFER + keys.time_bytes(meta.watermark)))
+        for key, raw in due:
+            ev = codec.decode_buffered(raw)
+            self._run_timers(store, ev.event_time_ms, out)
+            store.delete(key)
+            out.released += 1
+            self._apply(store, ev, out)
+        self._run_timers(store, meta.watermark, out)
+
+    def _run_timers(self, store: KeyValueStore, before: int, out: EngineOutput) -> None:
+        """Fire deadlines and retention purges whose time is < ``before``, in time order (a
+        deadline first on a tie). Either may schedule the other, so both are read again."""
+        if self._earliest_timer is not None and before <= self._earliest_timer:
+            return
+        bound = keys.time_bytes(before)
+        while True:
+            fd, fr = self._floor_deadline, self._floor_retention
+            d_start = keys.DEADLINE if fd is None else keys.DEADLINE + keys.time_bytes(fd)
+            r_start = keys.RETENTION if fr is None else keys.RETENTION + keys.time_bytes(fr)
+            deadline = store.first(d_start, keys.DEADLINE + bound)
+            purge = store.first(r_start, keys.RETENTION + bound)
+            if deadline is not None and (purge is None or deadline[0][1:9] <= purge[0][1:9]):
+                key = deadline[0]
+                when = keys.time_from(key[1:9])
+                self._floor_deadline = when  # everything earlier has fired
+                self._expire(store, key[9:], when, out)
+            elif purge is not None:
+                key, raw = purge
+                self._floor_retention = keys.time_from(key[1:9])
+                store.delete(key)
+                self._purge(store, key[9:10], key[10:], raw)
+                out.purged += 1
+            else:
+                break
+        # Nothing is left below ``before``: find the next timer this sweep may reach.
+        fd, fr = self._floor_deadline, self._floor_retention
+        sweep_bound = keys.time_bytes(self._sweep_bound)
+        d_start = keys.DEADLINE if fd is None else keys.DEADLINE + keys.time_bytes(fd)
+        r_start = keys.RETENTION if fr is None else keys.RETENTION + keys.time_bytes(fr)
+        earliest = self._sweep_bound
+        for entry in (
+            store.first(d_start, keys.DEADLINE + sweep_bound),
+            store.first(r_start, keys.RETENTION + sweep_bound),
+        ):
+            if entry is not None:
+                earliest = min(earliest, keys.time_from(entry[0][1:9]))
+        self._earliest_timer = earliest
+
+    def _timer_added(self, when: int) -> None:
+        if self._earliest_timer is not None and when < self._earliest_timer:
+            self._earliest_timer = when
+
+    def _put_retention(self, store: KeyValueStore, expiry: int, kind: bytes, payload: bytes,
+                       value: bytes = b"") -> None:  # fmt: skip
+        store.put(keys.retention_key(expiry, kind, payload), value)
+        if self._floor_retention is not None and expiry < self._floor_retention:
+            self._floor_retention = expiry
+        self._timer_added(expiry)
+
+    # ------------------------------------------------------------------ groups
+
+    def _load_group(self, store: KeyValueStore, gid: bytes) -> Group | None:
+        raw = store.get(keys.group_key(gid))
+        return codec.decode_group(gid, raw) if raw is not None else None
+
+    def _save_group(self, store: KeyValueStore, g: Group) -> None:
+        """Store ``g`` (or delete it when empty) and keep its deadline index entry in step."""
+        empty = not g.payments and not g.ledgers
+        wanted: int | None = None
+        if not empty and g.exception_id is None:
+            earliest = min(m[2] for m in (*g.payments, *g.ledgers))
+            wanted = earliest + self.config.match_window_ms
+        if wanted != g.deadline:
+            if g.deadline is not None:
+                store.delete(keys.deadline_key(g.deadline, g.gid))
+            if wanted is not None:
+                store.put(keys.deadline_key(wanted, g.gid), b"")
+                if self._floor_deadline is not None and wanted < self._floor_deadline:
+                    self._floor_deadline = wanted
+                self._timer_added(wanted)
+            g.deadline = wanted
+        if empty:
+            store.delete(keys.group_key(g.gid))
+        else:
+            store.put(keys.group_key(g.gid), codec.encode_group(g))
+
+    def _apply(self, store: KeyValueStore, ev: Buffered, out: EngineOutput) -> None:
+        gid = keys.group_id(ev.reference, ev.flow, ev.currency)
+        g = self._load_group(store, gid) or Group(gid, None, None, [], [])
+        is_pay = ev.side is Side.PAYMENT
+        g.members(ev.side).append((ev.event_id, ev.amount_minor, ev.event_time_ms))
+        pair = find_pair_with_last(
+            self.config, [m[1] for m in g.payments], [m[1] for m in g.ledgers], is_pay
+        )
+        while pair is not None:
+            self._close(store, g, pair, ev.event_time_ms, out)
+            pair = find_pair(self.config, [m[1] for m in g.payments], [m[1] for m in g.ledgers])
+        self._save_group(store, g)
+
+    def _close(
+        self, store: KeyValueStore, g: Group, pair: tuple[int, int], now: int, out: EngineOutput
+    ) -> None:
+        """Emit the match of the first ``i`` payment-side and ``j`` ledger-side members."""
+        i, j = pair
+        reference, flow, currency = keys.parse_group_id(g.gid)
+        pays, leds = g.payments[:i], g.ledgers[:j]
+        del g.payments[:i], g.ledgers[:j]
+        pay_sum, led_sum = sum(m[1] for m in pays), sum(m[1] for m in leds)
+        diff = led_sum - pay_sum
+        raised = g.exception_id
+        if raised is not None:
+            rule = Rule.LATE
+        elif diff != 0:
+            rule = Rule.TOLERANCE
+        elif i > 1 or j > 1:
+            rule = Rule.SPLIT
+        else:
+            rule = Rule.EXACT
+        pay_ids = tuple(m[0] for m in pays)
+        led_ids = tuple(m[0] for m in leds)
+        record = MatchRecord(
+            match_id=match_id(reference, flow, currency, pay_ids, led_ids),
+            reference=reference,
+            flow=flow,
+            rule=rule,
+            currency=currency,
+            payment_amount_minor=pay_sum,
+            ledger_amount_minor=led_sum,
+            difference_minor=diff,
+            payment_event_ids=pay_ids,
+            ledger_event_ids=led_ids,
+            first_event_time_ms=min(m[2] for m in (*pays, *leds)),
+            matched_at_ms=now,
+            exception_id=raised,
+        )
+        out.matches.append(record)
+        # Matched ids stay known to the duplicate index for the retention period.
+        members = [(_PAY, x) for x in pay_ids] + [(_LED, x) for x in led_ids]
+        self._put_retention(
+            store,
+            now + self.config.retention_ms,
+            keys.PURGE_MATCH,
+            record.match_id.encode(),
+            codec.encode_purge_members(members),
+        )
+        if raised is not None:
+            g.exception_id = None
+            self._resolve(store, g.gid, record, out)
+
+    def _resolve(
+        self, store: KeyValueStore, gid_done: bytes, match: MatchRecord, out: EngineOutput
+    ) -> None:
+        """A raised group balanced: resolve its exception; its remainder and the other groups of
+        the exception (CURRENCY_MISMATCH) become open groups again, with their own deadlines."""
+        xid, now = match.exception_id, match.matched_at_ms
+        assert xid is not None
+        raw = store.get(keys.exception_key(xid))
+        if raw is None:
+            raise CorruptStateError(f"raised group refers to missing exception {xid}")
+        record, gids = codec.decode_exception(raw)
+        out.exceptions.append(
+            ExceptionRecord(
+                exception_id=record.exception_id,
+                reference=record.reference,
+                flow=record.flow,
+                kind=record.kind,
+                status=ExceptionStatus.RESOLVED,
+                currency=record.currency,
+                ledger_currency=record.ledger_currency,
+                payment_amount_minor=record.payment_amount_minor,
+                ledger_amount_minor=record.ledger_amount_minor,
+                payment_event_ids=record.payment_event_ids,
+                ledger_event_ids=record.ledger_event_ids,
+                raised_at_ms=record.raised_at_ms,
+                resolved_at_ms=now,
+                detail=resolved_detail(record.detail, match.match_id, now),
+            )
+        )
+        store.delete(keys.exception_key(xid))
+        expiry = record.raised_at_ms + self.config.retention_ms
+        store.delete(keys.retention_key(expiry, keys.PURGE_EXCEPTION, xid.encode()))
+        for gid in gids:
+            if gid == gid_done:
+                continue
+            other = self._load_group(store, gid)
+            if other is not None and other.exception_id == xid:
+                other.exception_id = None
+                self._save_group(store, other)
+
+    # ------------------------------------------------------------------ timers
+
+    def _expire(self, store: KeyValueStore, gid: bytes, deadline: int, out: EngineOutput) -> None:
+        g = self._load_group(store, gid)
+        if g is None or g.exception_id is not None or g.deadline != deadline:
+            raise CorruptStateError(f"deadline index entry without its open group: {gid!r}")
+        out.deadlines_fired += 1
+        reference, flow, currency = keys.parse_group_id(gid)
+        groups = [g]
+        ledger_currency: str | None = None
+        if g.payments and g.ledgers:
+            kind = ExceptionKind.AMOUNT_MISMATCH
+        else:
+            partner = self._currency_partner(store, g, reference)
+            if partner is not None:
+                kind = ExceptionKind.CURRENCY_MISMATCH
+                partner_currency = keys.parse_group_id(partner.gid)[2]
+                if g.payments:
+                    groups, ledger_currency = [g, partner], partner_currency
+                else:
+                    groups, ledger_currency = [partner, g], currency
+                    currency = partner_currency
+            elif g.payments:
+                kind = ExceptionKind.MISSING_LEDGER
+            else:
+                kind = ExceptionKind.MISSING_PAYMENT
+        pays = [m for grp in groups for m in grp.payments]
+        leds = [m for grp in groups for m in grp.ledgers]
+        pay_ids = tuple(m[0] for m in pays)
+        led_ids = tuple(m[0] for m in leds)
+        pay_sum, led_sum = sum(m[1] for m in pays), sum(m[1] for m in leds)
+        xid = exception_id(
+            kind=kind,
+            reference=reference,
+            flow=flow,
+            currency=currency,
+            ledger_currency=ledger_currency,
+            payment_ids=pay_ids,
+            ledger_ids=led_ids,
+        )
+        record = ExceptionRecord(
+            exception_id=xid,
+            reference=reference,
+            flow=flow,
+            kind=kind,
+            status=ExceptionStatus.OPEN,
+            currency=currency,
+            ledger_currency=ledger_currency,
+            payment_amount_minor=pay_sum,
+            ledger_amount_minor=led_sum,
+            payment_event_ids=pay_ids,
+            ledger_event_ids=led_ids,
+            raised_at_ms=deadline,
+            resolved_at_ms=None,
+            detail=timeout_detail(
+                kind=kind,
+                reference=reference,
+                flow=flow,
+                currency=currency,
+                ledger_currency=ledger_currency,
+                payment_sum=pay_sum,
+                payment_count=len(pays),
+                ledger_sum=led_sum,
+                ledger_count=len(leds),
+                window_ms=self.config.match_window_ms,
+                tolerance=self.config.tolerance(pay_sum),
+            ),
+        )
+        out.exceptions.append(record)
+        store.put(keys.exception_key(xid), codec.encode_exception(record, [x.gid for x in groups]))
+        expiry = deadline + self.config.retention_ms
+        self._put_retention(store, expiry, keys.PURGE_EXCEPTION, xid.encode())
+        for grp in groups:
+            grp.exception_id = xid
+            self._save_group(store, grp)
+
+    def _currency_partner(self, store: KeyValueStore, g: Group, reference: str) -> Group | None:
+        """An open one-sided group of the same reference and flow, other side, other currency
+        (the first in currency order)."""
+        prefix = keys.GROUP + g.gid[: 3 + len(reference.encode())]  # reference and flow
+        for key, raw in store.scan(prefix, prefix_end(prefix)):
+            gid = key[1:]
+            if gid == g.gid:
+                continue
+            other = codec.decode_group(gid, raw)
+            if other.exception_id is not None or (other.payments and other.ledgers):
+                continue
+            if bool(other.payments) != bool(g.payments):
+                return other
+        return None
+
+    def _purge_group(self, store: KeyValueStore, g: Group, record: ExceptionRecord) -> None:
+        """Forget the members the exception lists. Events that joined the raised group later
+        are listed nowhere yet: they carry on as an open group with their own deadline."""
+        listed = {(_PAY, x) for x in record.payment_event_ids}
+        listed |= {(_LED, x) for x in record.ledger_event_ids}
+        for code, members in ((_PAY, g.payments), (_LED, g.ledgers)):
+            for m in members:
+                if (code, m[0]) in listed:
+                    store.delete(keys.dedupe_key_code(code, m[0]))
+        g.payments = [m for m in g.payments if (_PAY, m[0]) not in listed]
+        g.ledgers = [m for m in g.ledgers if (_LED, m[0]) not in listed]
+        g.exception_id = None
+        self._save_group(store, g)
+
+    def _purge(self, store: KeyValueStore, kind: bytes, payload: bytes, raw: bytes) -> None:
+        if kind == keys.PURGE_MATCH:
+            for code, event_id in codec.decode_purge_members(raw):
+                store.delete(keys.dedupe_key_code(code, event_id))
+        elif kind == keys.PURGE_OUTBOX:
+            store.delete(keys.OUTBOX + payload)
+        elif kind == keys.PURGE_EXCEPTION:
+            xid = payload.decode()
+            stored = store.get(keys.exception_key(xid))
+            if stored is None:
+                return
+            record, gids = codec.decode_exception(stored)
+            store.delete(keys.exception_key(xid))
+            for gid in gids:
+                g = self._load_group(store, gid)
+                if g is not None and g.exception_id == xid:
+                    self._purge_group(store, g, record)
+        else:
+            raise CorruptStateError(f"unknown retention entry kind {kind!r}")
+
+
+def _validate(ev: InputEvent) -> None:
+    if type(ev.amount_minor) is not int or ev.amount_minor <= 0:
+        raise InvalidInputError(f"event {ev.event_id!r}: amount must be a positive int")
+    if type(ev.event_time_ms) is not int or type(ev.offset) is not int or ev.offset < 0:
+        raise InvalidInputError(f"event {ev.event_id!r}: event time and offset must be ints")
+    if not isinstance(ev.content_hash, bytes) or not ev.content_hash:
+        raise InvalidInputError(f"event {ev.event_id!r}: content_hash must be non-empty bytes")
+
+
+def _members(ms: list[Member]) -> tuple[MemberView, ...]:
+    return tuple(MemberView(m[0], m[1], m[2]) for m in ms)
+
+
+def _group_view(g: Group) -> GroupView:
+    reference, flow, currency = keys.parse_group_id(g.gid)
+    return GroupView(
+        reference=reference,
+        flow=flow,
+        currency=currency,
+        status=GroupStatus.RAISED if g.exception_id is not None else GroupStatus.OPEN,
+        deadline_ms=g.deadline,
+        exception_id=g.exception_id,
+        payment_events=_members(g.payments),
+        ledger_events=_members(g.ledgers),
+    )
+
+
+def _buffered_view(ev: Buffered) -> BufferedView:
+    return BufferedView(
+        ev.side, ev.event_id, ev.reference, ev.flow, ev.currency, ev.amount_minor,
+        ev.event_time_ms, ev.offset,
+    )  # fmt: skip

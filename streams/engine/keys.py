@@ -1,0 +1,118 @@
+"""The key layout of the engine's state (one store per input partition).
+
+Every key starts with one byte naming its record type. Times are 8 bytes big-endian with the
+sign bit flipped (``t + 2**63``), so byte order is time order, negative times included; that is
+what lets a watermark advance scan an index from its start up to the watermark and no further.
+
+=========  ===============================================  =========================================
+prefix     rest of the key                                  value (see :mod:`streams.engine.codec`)
+=========  ===============================================  =========================================
+``W``      (nothing)                                        meta: partition, side maxima, watermark,
+                                                            highest applied offset per side
+``B``      time, side (ledger 0, payment 1), offset u64     a buffered event
+``G``      group id                                         an open or raised group
+``D``      deadline time, group id                          empty (deadline index of open groups)
+``U``      side, event id (UTF-8)                           content hash (duplicate index)
+``X``      exception id (hex)                               a raised exception and its group ids
+``R``      expiry time, ``M`` match id | ``X`` exception    what to purge (retention index)
+           id | ``O`` side offset u64
+``O``      side, offset u64                                 output records of that input (outbox)
+=========  ===============================================  =========================================
+
+A group id is ``len16(reference) reference flow-byte len16(currency) currency``, so the groups
+of one reference (and of one reference and flow) share a key prefix: the reference index is a
+prefix scan of ``G``.
+"""
+
+from __future__ import annotations
+
+from streams.contract.model import Flow, Side
+from streams.engine.exceptions import CorruptStateError
+
+META = b"W"
+BUFFER = b"B"
+GROUP = b"G"
+DEADLINE = b"D"
+DEDUPE = b"U"
+EXCEPTION = b"X"
+RETENTION = b"R"
+OUTBOX = b"O"
+
+PURGE_MATCH = b"M"
+PURGE_EXCEPTION = b"X"
+PURGE_OUTBOX = b"O"
+
+_TIME_BIAS = 1 << 63
+
+# Ledger sorts before payment: the side tie-break of the event-time order.
+SIDE_CODE: dict[Side, int] = {Side.LEDGER: 0, Side.PAYMENT: 1}
+CODE_SIDE: dict[int, Side] = {code: side for side, code in SIDE_CODE.items()}
+FLOW_CODE: dict[Flow, int] = {Flow.PAYMENT: 0x70, Flow.REFUND: 0x72}  # "p", "r"
+CODE_FLOW: dict[int, Flow] = {code: flow for flow, code in FLOW_CODE.items()}
+
+
+def time_bytes(t: int) -> bytes:
+    return (t + _TIME_BIAS).to_bytes(8, "big")
+
+
+def time_from(raw: bytes) -> int:
+    return int.from_bytes(raw, "big") - _TIME_BIAS
+
+
+def _len_prefixed(text: str) -> bytes:
+    raw = text.encode()
+    if len(raw) > 0xFFFF:
+        raise CorruptStateError(f"key part longer than 65535 bytes: {text[:40]!r}...")
+    return len(raw).to_bytes(2, "big") + raw
+
+
+def reference_prefix(reference: str) -> bytes:
+    return _len_prefixed(reference)
+
+
+def group_id(reference: str, flow: Flow, currency: str) -> bytes:
+    return _len_prefixed(reference) + bytes([FLOW_CODE[flow]]) + _len_prefixed(currency)
+
+
+def parse_group_id(gid: bytes) -> tuple[str, Flow, str]:
+    try:
+        n = int.from_bytes(gid[:2], "big")
+        reference = gid[2 : 2 + n].decode()
+        flow = CODE_FLOW[gid[2 + n]]
+        m = int.from_bytes(gid[3 + n : 5 + n], "big")
+        currency = gid[5 + n : 5 + n + m].decode()
+    except (IndexError, KeyError, UnicodeDecodeError) as exc:
+        raise CorruptStateError(f"bad group id {gid!r}") from exc
+    return reference, flow, currency
+
+
+def group_key(gid: bytes) -> bytes:
+    return GROUP + gid
+
+
+def deadline_key(deadline: int, gid: bytes) -> bytes:
+    return DEADLINE + time_bytes(deadline) + gid
+
+
+def buffer_key(event_time: int, side: Side, offset: int) -> bytes:
+    return BUFFER + time_bytes(event_time) + bytes([SIDE_CODE[side]]) + offset.to_bytes(8, "big")
+
+
+def dedupe_key(side: Side, event_id: str) -> bytes:
+    return DEDUPE + bytes([SIDE_CODE[side]]) + event_id.encode()
+
+
+def dedupe_key_code(side_code: int, event_id: str) -> bytes:
+    return DEDUPE + bytes([side_code]) + event_id.encode()
+
+
+def exception_key(exception_id: str) -> bytes:
+    return EXCEPTION + exception_id.encode()
+
+
+def outbox_key(side: Side, offset: int) -> bytes:
+    return OUTBOX + bytes([SIDE_CODE[side]]) + offset.to_bytes(8, "big")
+
+
+def retention_key(expiry: int, kind: bytes, payload: bytes) -> bytes:
+    return RETENTION + time_bytes(expiry) + kind + payload

@@ -1,0 +1,99 @@
+"""What the engine returns: outputs with counters, and read-only views of its state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from streams.contract.model import ExceptionRecord, Flow, MatchRecord, Side
+
+
+@dataclass(slots=True)
+class EngineOutput:
+    """Records to send, in emission order per list, and what happened to the inputs."""
+
+    matches: list[MatchRecord] = field(default_factory=list)
+    exceptions: list[ExceptionRecord] = field(default_factory=list)
+    events: int = 0  # input events seen (not counting redeliveries by offset)
+    heartbeats: int = 0
+    buffered: int = 0  # events put in the event-time buffer
+    released: int = 0  # buffered events applied because the watermark passed them
+    late_events: int = 0  # events already behind the watermark, applied at once
+    duplicates_dropped: int = 0  # same (side, event_id), same content hash
+    conflicts: int = 0  # same (side, event_id), different content hash
+    replays: int = 0  # inputs at or below the applied offset: outputs re-emitted from the outbox
+    deadlines_fired: int = 0
+    purged: int = 0  # retention purges carried out (matches, exceptions, outbox entries)
+
+    def extend(self, other: EngineOutput) -> None:
+        self.matches.extend(other.matches)
+        self.exceptions.extend(other.exceptions)
+        for name in _COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+_COUNTERS = (
+    "events",
+    "heartbeats",
+    "buffered",
+    "released",
+    "late_events",
+    "duplicates_dropped",
+    "conflicts",
+    "replays",
+    "deadlines_fired",
+    "purged",
+)
+
+
+class GroupStatus(StrEnum):
+    OPEN = "open"
+    RAISED = "raised"
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    event_id: str
+    amount_minor: int
+    event_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    """One (reference, flow, currency) group; members in the order they were applied."""
+
+    reference: str
+    flow: Flow
+    currency: str
+    status: GroupStatus
+    deadline_ms: int | None  # open groups only
+    exception_id: str | None  # raised groups only
+    payment_events: tuple[MemberView, ...]
+    ledger_events: tuple[MemberView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BufferedView:
+    side: Side
+    event_id: str
+    reference: str
+    flow: Flow
+    currency: str
+    amount_minor: int
+    event_time_ms: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSnapshot:
+    """Everything a partition holds that is not yet a final output."""
+
+    partition: int | None
+    watermark_ms: int | None
+    payment_max_ms: int | None
+    ledger_max_ms: int | None
+    payment_offset: int
+    ledger_offset: int
+    buffered: tuple[BufferedView, ...]
+    groups: tuple[GroupView, ...]
+    raised_exceptions: tuple[ExceptionRecord, ...]  # still open, with their groups in state

@@ -1,0 +1,51 @@
+"""The small key-value interface the matching engine keeps its state in.
+
+Keys and values are raw bytes. ``scan`` yields in bytewise key order, ``end`` exclusive, which
+is what lets the engine keep ordered indexes (event-time buffer, deadlines, retention) and read
+only the part that is due. Mutating the store while a ``scan`` iterator is open is allowed: the
+iterator may or may not see the change, but it never fails or yields a key twice.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+
+
+class KeyValueStore(ABC):
+    """Bytes to bytes, ordered by key."""
+
+    @abstractmethod
+    def get(self, key: bytes) -> bytes | None: ...
+
+    @abstractmethod
+    def put(self, key: bytes, value: bytes) -> None: ...
+
+    @abstractmethod
+    def delete(self, key: bytes) -> None:
+        """Remove ``key``; a missing key is not an error."""
+
+    @abstractmethod
+    def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Yield ``(key, value)`` for ``start <= key < end`` in key order."""
+
+    def write_many(self, changes: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Apply puts (value) and deletes (``None``) together; backends may make this atomic."""
+        for key, value in changes:
+            if value is None:
+                self.delete(key)
+            else:
+                self.put(key, value)
+
+    def first(self, start: bytes, end: bytes) -> tuple[bytes, bytes] | None:
+        """The first entry of ``[start, end)``, or ``None``."""
+        return next(self.scan(start, end), None)
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key starting with ``prefix`` (for ``scan``)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        # All 0xff (or empty): no finite bound exists, so use one longer than any real key.
+        return b"\xff" * (len(prefix) + 64)
+    return stripped[:-1] + bytes([stripped[-1] + 1])

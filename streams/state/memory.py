@@ -1,0 +1,38 @@
+"""In-memory store: a dict for point reads plus :class:`SortedKeys` for ordered scans."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from streams.state.base import KeyValueStore
+from streams.state.sorted_keys import SortedKeys
+
+
+class MemoryStore(KeyValueStore):
+    __slots__ = ("_data", "_keys")
+
+    def __init__(self) -> None:
+        self._data: dict[bytes, bytes] = {}
+        self._keys = SortedKeys()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._data.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        if key not in self._data:
+            self._keys.add(key)
+        self._data[key] = value
+
+    def delete(self, key: bytes) -> None:
+        if self._data.pop(key, None) is not None:
+            self._keys.remove(key)
+
+    def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        data = self._data
+        for key in self._keys.irange(start, end):
+            value = data.get(key)
+            if value is not None:  # deleted since the chunk was copied
+                yield key, value

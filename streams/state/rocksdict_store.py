@@ -1,0 +1,58 @@
+"""RocksDB store through rocksdict, in raw mode (bytes keys ordered bytewise, bytes values)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import cast
+
+from rocksdict import Options, Rdict, ReadOptions, WriteBatch
+
+from streams.state.base import KeyValueStore
+from streams.state.exceptions import StateError, StoreClosedError
+
+
+class RocksDictStore(KeyValueStore):
+    def __init__(self, path: str | Path, options: Options | None = None) -> None:
+        opts = options if options is not None else Options(raw_mode=True)
+        try:
+            self._db: Rdict | None = Rdict(str(path), options=opts)
+        except Exception as exc:  # rocksdict raises plain exceptions on open failures
+            raise StateError(f"cannot open RocksDB at {path}: {exc}") from exc
+
+    @property
+    def db(self) -> Rdict:
+        if self._db is None:
+            raise StoreClosedError("RocksDictStore is closed")
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self.db.get(key)
+        return value
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.db.put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self.db.delete(key)
+
+    def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        read_opt = ReadOptions()
+        read_opt.set_iterate_upper_bound(end)
+        # RocksDB iterators read from an implicit snapshot, so concurrent writes are safe.
+        for key, value in self.db.items(from_key=start, read_opt=read_opt):
+            yield cast(bytes, key), cast(bytes, value)
+
+    def write_many(self, changes: Iterable[tuple[bytes, bytes | None]]) -> None:
+        batch = WriteBatch(raw_mode=True)
+        for key, value in changes:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        self.db.write(batch)
