@@ -62,12 +62,12 @@ class TopicNames:
     dlq: str = "recon.dlq"
 
 
-def _get(env: Mapping[str, str], name: str, default: str) -> str:
+def get_str(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name, "").strip()
     return value or default
 
 
-def _get_int(env: Mapping[str, str], name: str, default: int) -> int:
+def get_int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -77,7 +77,7 @@ def _get_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
-def _get_duration(env: Mapping[str, str], name: str, default_ms: int) -> int:
+def get_duration(env: Mapping[str, str], name: str, default_ms: int) -> int:
     raw = env.get(name, "").strip()
     return parse_duration_ms(raw) if raw else default_ms
 
@@ -85,8 +85,8 @@ def _get_duration(env: Mapping[str, str], name: str, default_ms: int) -> int:
 def kafka_from_env(env: Mapping[str, str] | None = None) -> KafkaSettings:
     env = os.environ if env is None else env
     return KafkaSettings(
-        bootstrap_servers=_get(env, "KAFKA_BOOTSTRAP_SERVERS", LOCAL_KAFKA),
-        security_protocol=_get(env, "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+        bootstrap_servers=get_str(env, "KAFKA_BOOTSTRAP_SERVERS", LOCAL_KAFKA),
+        security_protocol=get_str(env, "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
         sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
         sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
         sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
@@ -98,14 +98,14 @@ def topics_from_env(env: Mapping[str, str] | None = None) -> TopicNames:
     env = os.environ if env is None else env
     d = TopicNames()
     return TopicNames(
-        payments=_get(env, "RECON_TOPIC_PAYMENTS", d.payments),
-        ledger=_get(env, "RECON_TOPIC_LEDGER", d.ledger),
-        matched=_get(env, "RECON_TOPIC_MATCHED", d.matched),
-        exceptions=_get(env, "RECON_TOPIC_EXCEPTIONS", d.exceptions),
-        dlq=_get(env, "RECON_TOPIC_DLQ", d.dlq),
+        payments=get_str(env, "RECON_TOPIC_PAYMENTS", d.payments),
+        ledger=get_str(env, "RECON_TOPIC_LEDGER", d.ledger),
+        matched=get_str(env, "RECON_TOPIC_MATCHED", d.matched),
+        exceptions=get_str(env, "RECON_TOPIC_EXCEPTIONS", d.exceptions),
+        dlq=get_str(env, "RECON_TOPIC_DLQ", d.dlq),
     )
 
 
 def database_url_from_env(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
-    return _get(env, "DATABASE_URL", LOCAL_DATABASE_URL)
+    return get_str(env, "DATABASE_URL", LOCAL_DATABASE_URL)

@@ -476,7 +476,7 @@ def decode_input(side: Side, key: bytes | None, value: bytes | None, offset: int
     return decoder.decode(side, key, value, offset)
 
 
-def dead_letter(  # noqa: PLR0917 (mirrors the DeadLetter fields)
+def dead_letter(
     topic: str,
     partition: int,
     offset: int,

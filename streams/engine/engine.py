@@ -73,6 +73,10 @@ class MatchingEngine:
         # timer check cost nothing while no timer is due.
         self._earliest_timer: int | None = None
         self._sweep_bound = 0
+        # The watermark the buffer was last swept to; within a batch the sweep is deferred to
+        # the end (or to just before a late event or a known id, which must see it done).
+        self._swept_to: int | None = None
+        self._timers_dirty = False  # a late event may have scheduled timers already due
 
     # ------------------------------------------------------------------ public API
 
@@ -80,13 +84,25 @@ class MatchingEngine:
         return self.on_batch(store, partition, (item,))
 
     def on_batch(self, store: KeyValueStore, partition: int, items: Iterable[Item]) -> EngineOutput:
-        """Process items in order; same outputs and state as ``on_item`` on each in turn."""
+        """Process items in order, with the same final state and the same set of outputs as
+        ``on_item`` on each in turn. The watermark sweep runs once, at the end of the batch,
+        so outputs it releases are recorded for redelivery under the batch's last input."""
         out = EngineOutput()
         meta = self._load_meta(store, partition)
         before = codec.encode_meta(meta)
+        # The previous call ended with a full sweep: nothing due is left below the watermark.
+        self._floor_deadline = self._floor_retention = self._swept_to = meta.watermark
+        self._earliest_timer = None
+        self._timers_dirty = False
+        last: Item | None = None
         try:
             for item in items:
-                self._process(store, meta, item, out)
+                if self._process(store, meta, item, out):
+                    last = item
+            if last is not None and self._sweep_pending(meta):
+                marks = len(out.matches), len(out.exceptions)
+                self._sweep(store, meta, out)
+                self._record_outbox(store, last, out, marks)
         finally:
             # Items processed before a failure stay applied, so their offsets must be kept.
             after = codec.encode_meta(meta)
@@ -164,7 +180,8 @@ class MatchingEngine:
             )
         return meta
 
-    def _process(self, store: KeyValueStore, meta: Meta, item: Item, out: EngineOutput) -> None:
+    def _process(self, store: KeyValueStore, meta: Meta, item: Item, out: EngineOutput) -> bool:
+        """Handle one input; False if it was a redelivery (outputs re-emitted only)."""
         code = keys.SIDE_CODE[item.side]
         if isinstance(item, InputEvent):
             _validate(item)
@@ -175,11 +192,8 @@ class MatchingEngine:
                 matches, exceptions = codec.decode_outbox(raw)
                 out.matches.extend(matches)
                 out.exceptions.extend(exceptions)
-            return
+            return False
         marks = len(out.matches), len(out.exceptions)
-        # After every sweep nothing due is left below the watermark (see _sweep).
-        self._floor_deadline = self._floor_retention = meta.watermark
-        self._earliest_timer = None
         meta.offsets[code] = item.offset
         if isinstance(item, InputEvent):
             out.events += 1
@@ -189,17 +203,30 @@ class MatchingEngine:
         seen = meta.max_time[code]
         if seen is None or item.event_time_ms > seen:
             meta.max_time[code] = item.event_time_ms
-        previous = meta.watermark
         self._advance_watermark(meta)
-        self._sweep(store, meta, previous, out)
+        self._record_outbox(store, item, out, marks)
+        return True
+
+    def _record_outbox(
+        self, store: KeyValueStore, item: Item, out: EngineOutput, marks: tuple[int, int]
+    ) -> None:
+        """Keep the outputs produced since ``marks`` under the input's offset (added to what
+        is there already), so that a redelivery of that offset re-emits them."""
         matches, exceptions = out.matches[marks[0] :], out.exceptions[marks[1] :]
-        if matches or exceptions:
-            store.put(
-                keys.outbox_key(item.side, item.offset), codec.encode_outbox(matches, exceptions)
-            )
-            payload = bytes([code]) + item.offset.to_bytes(8, "big")
-            expiry = item.event_time_ms + self.config.retention_ms
-            self._put_retention(store, expiry, keys.PURGE_OUTBOX, payload)
+        if not matches and not exceptions:
+            return
+        key = keys.outbox_key(item.side, item.offset)
+        raw = store.get(key)
+        if raw is not None:
+            old_matches, old_exceptions = codec.decode_outbox(raw)
+            matches, exceptions = old_matches + matches, old_exceptions + exceptions
+        store.put(key, codec.encode_outbox(matches, exceptions))
+        payload = bytes([keys.SIDE_CODE[item.side]]) + item.offset.to_bytes(8, "big")
+        expiry = item.event_time_ms + self.config.retention_ms
+        self._put_retention(store, expiry, keys.PURGE_OUTBOX, payload)
+
+    def _sweep_pending(self, meta: Meta) -> bool:
+        return meta.watermark != self._swept_to or self._timers_dirty
 
     def _advance_watermark(self, meta: Meta) -> None:
         pay, led = meta.max_time[_PAY], meta.max_time[_LED]
@@ -214,6 +241,10 @@ class MatchingEngine:
     ) -> None:
         ukey = keys.dedupe_key(ev.side, ev.event_id)
         known = store.get(ukey)
+        if known is not None and self._sweep_pending(meta):
+            # A pending retention purge may forget this id: catch up as on_item would have.
+            self._sweep(store, meta, out)
+            known = store.get(ukey)
         if known is not None:
             if known == ev.content_hash:
                 out.duplicates_dropped += 1
@@ -228,7 +259,10 @@ class MatchingEngine:
         )  # fmt: skip
         if meta.watermark is not None and ev.event_time_ms < meta.watermark:
             out.late_events += 1
+            if self._sweep_pending(meta):
+                self._sweep(store, meta, out)  # what on_item would have released before it
             self._apply(store, buffered, out)
+            self._timers_dirty = True
         else:
             key = keys.buffer_key(ev.event_time_ms, ev.side, ev.offset)
             store.put(key, codec.encode_buffered(buffered))
@@ -263,13 +297,13 @@ class MatchingEngine:
 
     # ------------------------------------------------------------------ event-time sweep
 
-    def _sweep(
-        self, store: KeyValueStore, meta: Meta, previous: int | None, out: EngineOutput
-    ) -> None:
+    def _sweep(self, store: KeyValueStore, meta: Meta, out: EngineOutput) -> None:
         """Apply what the watermark passed. Events are buffered only at or after the watermark
-        of their arrival, so the buffer holds nothing below ``previous``."""
+        of their arrival, so the buffer holds nothing below the last sweep's watermark."""
         if meta.watermark is None:
             return
+        previous, self._swept_to = self._swept_to, meta.watermark
+        self._timers_dirty = False
         self._sweep_bound = meta.watermark
         start = keys.BUFFER if previous is None else keys.BUFFER + keys.time_bytes(previous)
         due = list(store.scan(start, keys.BUFFER + keys.time_bytes(meta.watermark)))

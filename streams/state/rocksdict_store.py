@@ -20,6 +20,13 @@ class RocksDictStore(KeyValueStore):
         except Exception as exc:  # rocksdict raises plain exceptions on open failures
             raise StateError(f"cannot open RocksDB at {path}: {exc}") from exc
 
+    @classmethod
+    def from_db(cls, db: Rdict) -> RocksDictStore:
+        """Wrap a DB someone else opened and owns (e.g. a Faust table's partition DB)."""
+        store = cls.__new__(cls)
+        store._db = db
+        return store
+
     @property
     def db(self) -> Rdict:
         if self._db is None:

@@ -1,0 +1,1 @@
+"""``recon simulate``: realistic upstream traffic with a ground truth of every outcome."""

@@ -1,0 +1,200 @@
+"""The Faust application: one agent over both inputs, one RocksDB table, outputs as Avro.
+
+Faust supplies consumption, partition assignment, the RocksDB table and its changelog, and the
+web server. Everything else goes through :class:`~streams.worker.processor.BatchProcessor`,
+which does not import Faust; partitions are always passed explicitly, never taken from
+Faust's ambient ``current_event``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import faust
+import orjson
+from prometheus_client import generate_latest
+
+from streams.contract.codec import OutputCodec
+from streams.contract.model import Side
+from streams.engine.engine import MatchingEngine
+from streams.engine.progress import progress
+from streams.state.base import KeyValueStore
+from streams.state.rocksdict_store import RocksDictStore
+from streams.worker import metrics
+from streams.worker.changelog_store import ChangeloggedStore
+from streams.worker.heartbeats import IdleTracker, heartbeat_value
+from streams.worker.partitioning import partition_for
+from streams.worker.processor import BatchProcessor, BatchResult, RawRecord
+from streams.worker.settings import WorkerSettings
+
+STATE_TABLE = "recon-state"
+
+
+def changelog_topic_name(settings: WorkerSettings) -> str:
+    return f"{settings.app_id}-{STATE_TABLE}-changelog"
+
+
+def _broker_credentials(settings: WorkerSettings) -> Any:
+    k = settings.kafka
+    if k.sasl_mechanism and k.sasl_username is not None:
+        ssl_context = None
+        if k.security_protocol.upper().startswith("SASL_SSL"):
+            import ssl
+
+            ssl_context = ssl.create_default_context(cafile=k.ssl_cafile)
+        return faust.SASLCredentials(
+            username=k.sasl_username,
+            password=k.sasl_password or "",
+            mechanism=k.sasl_mechanism,
+            ssl_context=ssl_context,
+        )
+    if k.security_protocol.upper() == "SSL":
+        import ssl
+
+        return ssl.create_default_context(cafile=k.ssl_cafile)
+    return None
+
+
+def create_app(settings: WorkerSettings) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{host}" for host in settings.kafka.bootstrap_servers.split(",")],
+        broker_credentials=_broker_credentials(settings),
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        autodiscover=False,
+    )
+    state = app.Table(
+        STATE_TABLE,
+        schema=faust.Schema(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
+        partitions=settings.partitions,
+        options={
+            "block_cache_size": settings.rocksdb_block_cache_bytes,
+            "block_cache_compressed_size": 0,
+            "write_buffer_size": settings.rocksdb_write_buffer_bytes,
+            "max_write_buffer_number": 2,
+            "max_open_files": 256,
+        },
+    )
+    raw: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    inputs = app.topic(
+        settings.topics.payments, settings.topics.ledger, partitions=settings.partitions, **raw
+    )
+    matched = app.topic(settings.topics.matched, partitions=settings.partitions, **raw)
+    exceptions = app.topic(settings.topics.exceptions, partitions=settings.partitions, **raw)
+    dlq = app.topic(settings.topics.dlq, partitions=settings.partitions, **raw)
+
+    engine = MatchingEngine(settings.match)
+    codec = OutputCodec()
+
+    def local_store(partition: int) -> KeyValueStore:
+        # Faust's Store has no public per-partition handle; this is the one it uses itself.
+        return RocksDictStore.from_db(cast(Any, state.data)._db_for_partition(partition))
+
+    def send_changelog(partition: int, key: bytes, value: bytes | None) -> None:
+        state.send_changelog(partition, key, value, key_serializer="raw", value_serializer="raw")
+
+    def store_for(partition: int) -> KeyValueStore:
+        return ChangeloggedStore(local_store(partition), partition, send_changelog)
+
+    processor = BatchProcessor(engine, settings.topics, settings.partitions, store_for)
+    idle = IdleTracker(settings.idle_timeout_ms)
+    sides = {settings.topics.payments: Side.PAYMENT, settings.topics.ledger: Side.LEDGER}
+    topic_of = {Side.PAYMENT: settings.topics.payments, Side.LEDGER: settings.topics.ledger}
+
+    async def send(result: BatchResult) -> None:
+        for m in result.matches:
+            await matched.send(key=m.reference.encode(), value=codec.encode_match(m))
+            metrics.MATCHES.labels(m.rule.value).inc()
+        for e in result.exceptions:
+            await exceptions.send(key=e.reference.encode(), value=codec.encode_exception(e))
+            metrics.EXCEPTIONS.labels(e.kind.value, e.status.value).inc()
+        for d in result.dead_letters:
+            # Keyed like its source record so a partition's dead letters stay in order.
+            await dlq.send(key=d.key, value=codec.encode_dead_letter(d), partition=d.partition)
+            metrics.DEAD_LETTERS.labels(d.reason).inc()
+        for name, value in result.counters.items():
+            metrics.ENGINE_EVENTS.labels(name).inc(value)
+        for partition, watermark in result.watermarks.items():
+            if watermark is not None:
+                metrics.WATERMARK.labels(str(partition)).set(watermark)
+
+    @app.agent(inputs)
+    async def reconcile(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        within = settings.batch_within_ms / 1000
+        async for events in cast(Any, stream).take_events(settings.batch_max, within=within):
+            started = time.perf_counter()
+            records = [
+                RawRecord(
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.key,
+                    e.message.value,
+                )
+                for e in events
+            ]
+            for r in records:
+                metrics.RECORDS_IN.labels(r.topic).inc()
+                side = sides.get(r.topic)
+                if side is not None:
+                    idle.seen(r.partition, side, time.monotonic())
+            result = processor.process(records)
+            await send(result)
+            metrics.BATCH_SIZE.observe(len(records))
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            yield None
+
+    if settings.idle_timeout_ms > 0:
+
+        async def heartbeat_idle_inputs() -> None:
+            # A silent input stalls the watermark. Its heartbeat is a real record in that input
+            # partition, so a replay sees it too; only the decision to write it uses the clock.
+            assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in sides}
+            for partition, side in idle.idle(assigned, time.monotonic()):
+                state_now = progress(local_store(partition))
+                other = Side.LEDGER if side is Side.PAYMENT else Side.PAYMENT
+                event_time = state_now.max_event_time(other) if state_now else None
+                if event_time is None:
+                    continue
+                await app.topic(topic_of[side], **raw).send(
+                    key=None, value=heartbeat_value(event_time), partition=partition
+                )
+                idle.seen(partition, side, time.monotonic())
+
+        app.timer(interval=max(settings.idle_timeout_ms / 4000, 0.5))(heartbeat_idle_inputs)
+
+    @app.page("/references/{reference}")
+    @app.table_route(table=state, match_info="reference")
+    async def reference_view(web: Any, request: Any, reference: str) -> Any:
+        partition = partition_for(reference.encode(), settings.partitions)
+        groups = engine.lookup(local_store(partition), reference)
+        if not groups:
+            return web.json({"reference": reference, "error": "unknown reference"}, status=404)
+        return web.bytes(
+            orjson.dumps({"reference": reference, "partition": partition, "groups": groups}),
+            content_type="application/json",
+        )
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        return web.bytes(
+            generate_latest(metrics.REGISTRY), content_type="text/plain; version=0.0.4"
+        )
+
+    return app

@@ -1,0 +1,30 @@
+"""``recon worker``: run the Faust worker configured from the environment."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--loglevel", default="info", help="Faust log level (default: info)")
+    parser.add_argument(
+        "--no-create-topics", action="store_true", help="only verify the topics exist"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import faust
+
+    from streams.worker.app import create_app
+    from streams.worker.settings import worker_from_env
+    from streams.worker.topics import create_topics, verify_copartitioned
+
+    settings = worker_from_env()
+    if args.no_create_topics:
+        verify_copartitioned(settings)
+    else:
+        create_topics(settings)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=args.loglevel)
+    worker.execute_from_commandline()
+    return 0

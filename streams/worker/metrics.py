@@ -1,0 +1,40 @@
+"""Prometheus metrics of the worker (served at GET /metrics on the worker's web port)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECORDS_IN = Counter("recon_records_in_total", "Input records read", ["topic"], registry=REGISTRY)
+MATCHES = Counter("recon_matches_total", "Matches emitted", ["rule"], registry=REGISTRY)
+EXCEPTIONS = Counter(
+    "recon_exceptions_total", "Exceptions emitted", ["kind", "status"], registry=REGISTRY
+)
+DEAD_LETTERS = Counter(
+    "recon_dead_letters_total", "Records dead-lettered", ["reason"], registry=REGISTRY
+)
+ENGINE_EVENTS = Counter(
+    "recon_engine_events_total",
+    "Engine counters (duplicates, late, replays...)",
+    ["counter"],
+    registry=REGISTRY,
+)
+BATCH_SECONDS = Histogram(
+    "recon_batch_seconds",
+    "Time to process one batch (decode, engine, state flush, send)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+BATCH_SIZE = Histogram(
+    "recon_batch_records",
+    "Records per batch",
+    buckets=(1, 10, 100, 500, 1000, 2000, 5000),
+    registry=REGISTRY,
+)
+WATERMARK = Gauge(
+    "recon_watermark_ms",
+    "Event-time watermark per partition (epoch ms)",
+    ["partition"],
+    registry=REGISTRY,
+)

@@ -1,0 +1,127 @@
+"""The per-batch adapter between Kafka records and the engine: no Faust in here.
+
+It decodes and validates each record, dead-letters what is invalid or on the wrong partition,
+feeds the rest to the engine in offset order per partition through a write-batching overlay, and
+flushes each partition's state once per batch. What to send comes back as plain lists, errors
+as their own stream (dead letters), bytewax style.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+
+from streams.contract.decode import InputDecoder, Rejection, dead_letter
+from streams.contract.model import DeadLetter, ExceptionRecord, InputEvent, MatchRecord, Side
+from streams.engine.engine import MatchingEngine
+from streams.engine.progress import progress
+from streams.engine.views import EngineOutput
+from streams.exceptions import ReconError
+from streams.settings import TopicNames
+from streams.state.base import KeyValueStore
+from streams.state.batching import BatchingStore
+from streams.worker.partitioning import partition_for
+
+WRONG_PARTITION = "KEY_MISMATCH"
+_COUNTERS = tuple(f.name for f in fields(EngineOutput) if f.type in ("int", int))
+PROCESSING_ERROR = "PROCESSING_ERROR"
+UNKNOWN_TOPIC = "UNKNOWN_TOPIC"
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(slots=True)
+class BatchResult:
+    matches: list[MatchRecord] = field(default_factory=list)
+    exceptions: list[ExceptionRecord] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    # Event-time watermark per partition after the batch (for metrics).
+    watermarks: dict[int, int | None] = field(default_factory=dict)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        engine: MatchingEngine,
+        topics: TopicNames,
+        partitions: int,
+        store_for: Callable[[int], KeyValueStore],
+        decoder: InputDecoder | None = None,
+    ) -> None:
+        self._engine = engine
+        self._sides = {topics.payments: Side.PAYMENT, topics.ledger: Side.LEDGER}
+        self._partitions = partitions
+        self._store_for = store_for
+        self._decoder = decoder or InputDecoder()
+
+    def process(self, records: Sequence[RawRecord]) -> BatchResult:
+        result = BatchResult()
+        by_partition: dict[int, list[RawRecord]] = {}
+        for record in records:
+            by_partition.setdefault(record.partition, []).append(record)
+        for partition, batch in by_partition.items():
+            store = BatchingStore(self._store_for(partition))
+            for record in batch:
+                self._process_one(store, record, result)
+            state = progress(store)
+            store.flush()
+            result.watermarks[partition] = state.watermark_ms if state else None
+        return result
+
+    def _process_one(self, store: KeyValueStore, record: RawRecord, result: BatchResult) -> None:
+        side = self._sides.get(record.topic)
+        if side is None:
+            result.dead_letters.append(
+                self._dead(record, UNKNOWN_TOPIC, "record from a topic this worker does not read")
+            )
+            return
+        item = self._decoder.decode(side, record.key, record.value, record.offset)
+        if isinstance(item, Rejection):
+            result.dead_letters.append(
+                dead_letter(
+                    record.topic, record.partition, record.offset, record.key, record.value, item
+                )
+            )
+            return
+        if isinstance(item, InputEvent):
+            expected = partition_for(item.reference.encode(), self._partitions)
+            if expected != record.partition:
+                detail = (
+                    f"reference {item.reference!r} belongs on partition {expected} by murmur2, "
+                    f"but arrived on {record.partition}: the producer must partition by the "
+                    "reference with Kafka's murmur2 partitioner (confluent-kafka: "
+                    "partitioner=murmur2_random); fix it and resend"
+                )
+                result.dead_letters.append(self._dead(record, WRONG_PARTITION, detail))
+                return
+        try:
+            out = self._engine.on_item(store, record.partition, item)
+        except ReconError as exc:
+            # Bad state or an engine bug must not stop the partition: park the record with why.
+            result.dead_letters.append(
+                self._dead(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+            )
+            return
+        result.matches.extend(out.matches)
+        result.exceptions.extend(out.exceptions)
+        for name in _COUNTERS:
+            value = getattr(out, name)
+            if value:
+                result.count(name, value)
+
+    @staticmethod
+    def _dead(record: RawRecord, reason: str, detail: str) -> DeadLetter:
+        return DeadLetter(
+            record.topic, record.partition, record.offset, record.key, record.value, reason, detail
+        )

@@ -1,0 +1,80 @@
+"""The worker's settings: one frozen object read from the environment (defaults in README)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.engine.config import DAY_MS, HOUR_MS, MINUTE_MS, MatchConfig
+from streams.exceptions import ConfigError
+from streams.settings import (
+    KafkaSettings,
+    TopicNames,
+    get_duration,
+    get_int,
+    get_str,
+    kafka_from_env,
+    topics_from_env,
+)
+
+GUARANTEES = ("at_least_once", "exactly_once")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    app_id: str = "recon"
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    topics: TopicNames = field(default_factory=TopicNames)
+    partitions: int = 6
+    data_dir: Path = Path(".local/worker")
+    match: MatchConfig = field(default_factory=MatchConfig)
+    processing_guarantee: str = "at_least_once"
+    # Records per batch and the longest a batch waits to fill: the lever on per-set changelog cost.
+    batch_max: int = 2_000
+    batch_within_ms: int = 100
+    # Wall-clock silence after which an input gets heartbeats; 0 = off (fully deterministic).
+    idle_timeout_ms: int = 0
+    web_port: int = 6066
+    web_host: str = "127.0.0.1"
+    # RocksDB block cache per partition DB (Faust's default is 2 GiB per partition).
+    rocksdb_block_cache_bytes: int = 16 * 1024 * 1024
+    rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.processing_guarantee not in GUARANTEES:
+            raise ConfigError(f"processing guarantee must be one of {GUARANTEES}")
+        if self.partitions < 1 or self.batch_max < 1:
+            raise ConfigError("partitions and batch size must be positive")
+
+
+def worker_from_env(env: Mapping[str, str] | None = None) -> WorkerSettings:
+    env = os.environ if env is None else env
+    d = WorkerSettings()
+    return WorkerSettings(
+        app_id=get_str(env, "RECON_APP_ID", d.app_id),
+        kafka=kafka_from_env(env),
+        topics=topics_from_env(env),
+        partitions=get_int(env, "RECON_PARTITIONS", d.partitions),
+        data_dir=Path(get_str(env, "RECON_DATA_DIR", str(d.data_dir))),
+        match=MatchConfig(
+            allowed_lateness_ms=get_duration(env, "RECON_ALLOWED_LATENESS", 5 * MINUTE_MS),
+            match_window_ms=get_duration(env, "RECON_MATCH_WINDOW", 48 * HOUR_MS),
+            retention_ms=get_duration(env, "RECON_RETENTION", 30 * DAY_MS),
+            amount_tolerance_minor=get_int(env, "RECON_AMOUNT_TOLERANCE_MINOR", 0),
+            amount_tolerance_bps=get_int(env, "RECON_AMOUNT_TOLERANCE_BPS", 0),
+        ),
+        processing_guarantee=get_str(env, "RECON_PROCESSING_GUARANTEE", d.processing_guarantee),
+        batch_max=get_int(env, "RECON_BATCH_MAX", d.batch_max),
+        batch_within_ms=get_duration(env, "RECON_BATCH_WITHIN", d.batch_within_ms),
+        idle_timeout_ms=get_duration(env, "RECON_IDLE_TIMEOUT", 0),
+        web_port=get_int(env, "RECON_WEB_PORT", d.web_port),
+        web_host=get_str(env, "RECON_WEB_HOST", d.web_host),
+        rocksdb_block_cache_bytes=get_int(
+            env, "RECON_ROCKSDB_BLOCK_CACHE_BYTES", d.rocksdb_block_cache_bytes
+        ),
+        rocksdb_write_buffer_bytes=get_int(
+            env, "RECON_ROCKSDB_WRITE_BUFFER_BYTES", d.rocksdb_write_buffer_bytes
+        ),
+    )
