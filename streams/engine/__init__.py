@@ -1,4 +1,19 @@
-"""The pure matching engine: no Kafka, no Faust; state in a :class:`KeyValueStore`."""
+"""The pure matching engine: no Kafka, no Faust; state in a :class:`KeyValueStore`.
+
+What an adapter must know:
+
+* One store per input partition (the same partition number of both topics); keys carry no
+  partition, the meta record does, and a store used for another partition raises
+  :class:`PartitionMismatchError`. Stores must order keys bytewise (rocksdict: raw mode).
+* Pass every record, events and heartbeats, with its source offset in its own topic partition,
+  in consumption order. Offsets at or below the highest applied one of that side are taken as
+  redeliveries and re-emit their recorded outputs.
+* ``on_batch`` defers the watermark sweep to the end of the batch and records what it emits
+  under the batch's last input: send a batch's outputs before committing any of its offsets,
+  then call ``on_committed(store, partition, side, next_offset)`` per side.
+* With a :class:`~streams.state.batching.BatchingStore`, flush it before sending the outputs.
+* An engine instance serves one call at a time (it keeps per-call cursors).
+"""
 
 from streams.engine.config import MatchConfig
 from streams.engine.engine import Item, MatchingEngine

@@ -194,7 +194,9 @@ def check(
         latest[e.exception_id] = e
     v.duplicate_records += sum(n - 1 for n in seen_status.values() if n > 1)
     got_exceptions = {i: exception_fields(e, i in resolved) for i, e in latest.items()}
-    got_dead = Counter(d.reason for d in dead_letters)
+    # A dead letter's identity is its source position; at-least-once may repeat it.
+    distinct_dead = {(d.source_topic, d.partition, d.offset): d.reason for d in dead_letters}
+    got_dead = Counter(distinct_dead.values())
 
     for name, want, got in (
         ("match", truth.matches, got_matches),

@@ -70,13 +70,18 @@ def create_app(settings: WorkerSettings) -> faust.App:
         producer_acks=-1,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        web_bind=settings.web_host,
         autodiscover=False,
+        # Bytes in, bytes out: we encode ourselves. Faust's default JSON value serializer would
+        # also be used to read the changelog back during recovery, and fail on every record.
+        key_serializer="raw",
+        value_serializer="raw",
     )
     state = app.Table(
         STATE_TABLE,
-        schema=faust.Schema(
-            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-        ),
+        # bytes types make Faust use the raw codec for the table and its changelog topic.
+        key_type=bytes,
+        value_type=bytes,
         partitions=settings.partitions,
         options={
             "block_cache_size": settings.rocksdb_block_cache_bytes,

@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
         verify_copartitioned(settings)
     else:
         create_topics(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()

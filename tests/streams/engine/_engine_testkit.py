@@ -42,7 +42,7 @@ def expected_match_id(
     return _canonical(["match", reference, flow.value, currency, sorted(pids), sorted(lids)])
 
 
-def expected_exception_id(  # noqa: PLR0917 - mirrors the id's field order
+def expected_exception_id(
     kind: ExceptionKind,
     reference: str,
     flow: Flow,

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+from worker_harness import OutputReader, WorkerProcess, unique_worker_settings
+
+from streams.engine.config import HOUR_MS, MatchConfig
+from streams.settings import KafkaSettings
+from streams.worker.app import changelog_topic_name
+from streams.worker.settings import WorkerSettings
+from streams.worker.topics import create_topics
+
+# Timeouts fire within a run: a 1 h window over a simulation that spans many hours.
+TEST_MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)
+
+
+@pytest.fixture
+def worker_settings(kafka: KafkaSettings, kafka_admin: AdminClient) -> Iterator[WorkerSettings]:
+    settings = unique_worker_settings(kafka, WorkerSettings(match=TEST_MATCH))
+    create_topics(settings)
+    yield settings
+    t = settings.topics
+    names = [t.payments, t.ledger, t.matched, t.exceptions, t.dlq, changelog_topic_name(settings)]
+    for future in kafka_admin.delete_topics(names, operation_timeout=30).values():
+        try:
+            future.result(timeout=30)
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def start_worker(
+    worker_settings: WorkerSettings, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(name: str = "w1", data_dir: Path | None = None, **extra_env: str) -> WorkerProcess:
+        worker = WorkerProcess(
+            worker_settings,
+            data_dir or tmp_path / name,
+            tmp_path / f"{name}.log",
+            extra_env=dict(extra_env),
+        ).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def outputs(worker_settings: WorkerSettings) -> Iterator[OutputReader]:
+    reader = OutputReader(worker_settings.kafka, worker_settings.topics, worker_settings.partitions)
+    yield reader
+    reader.close()
