@@ -122,6 +122,17 @@ def create_app(settings: WorkerSettings) -> faust.App:
     sides = {settings.topics.payments: Side.PAYMENT, settings.topics.ledger: Side.LEDGER}
     topic_of = {Side.PAYMENT: settings.topics.payments, Side.LEDGER: settings.topics.ledger}
 
+    def committed_inputs() -> dict[tuple[str, int], int]:
+        # Faust keeps what it last committed per partition (no public accessor). One less than
+        # that is below the next offset to read whichever convention it follows: outputs kept
+        # for re-emission below it are no longer needed.
+        committed = getattr(app.consumer, "_committed_offset", {})
+        return {
+            (tp.topic, tp.partition): offset - 1
+            for tp, offset in list(committed.items())
+            if offset is not None and tp.topic in sides
+        }
+
     async def send(result: BatchResult) -> None:
         for m in result.matches:
             await matched.send(key=m.reference.encode(), value=codec.encode_match(m))
@@ -154,12 +165,16 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 )
                 for e in events
             ]
+            now = time.monotonic()
+            per_topic: dict[str, int] = {}
             for r in records:
-                metrics.RECORDS_IN.labels(r.topic).inc()
+                per_topic[r.topic] = per_topic.get(r.topic, 0) + 1
                 side = sides.get(r.topic)
                 if side is not None:
-                    idle.seen(r.partition, side, time.monotonic())
-            result = processor.process(records)
+                    idle.seen(r.partition, side, now)
+            for topic, n in per_topic.items():
+                metrics.RECORDS_IN.labels(topic).inc(n)
+            result = processor.process(records, committed_inputs())
             await send(result)
             metrics.BATCH_SIZE.observe(len(records))
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)

@@ -8,11 +8,18 @@ as their own stream (dead letters), bytewax style.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 from streams.contract.decode import InputDecoder, Rejection, dead_letter
-from streams.contract.model import DeadLetter, ExceptionRecord, InputEvent, MatchRecord, Side
+from streams.contract.model import (
+    DeadLetter,
+    ExceptionRecord,
+    Heartbeat,
+    InputEvent,
+    MatchRecord,
+    Side,
+)
 from streams.engine.engine import MatchingEngine
 from streams.engine.progress import progress
 from streams.engine.views import EngineOutput
@@ -65,27 +72,43 @@ class BatchProcessor:
         self._store_for = store_for
         self._decoder = decoder or InputDecoder()
 
-    def process(self, records: Sequence[RawRecord]) -> BatchResult:
+    def process(
+        self, records: Sequence[RawRecord], committed: Mapping[tuple[str, int], int] | None = None
+    ) -> BatchResult:
+        """Process one batch. ``committed`` maps (input topic, partition) to Kafka's committed
+        offset, below which the engine may forget the outputs it kept for re-emission."""
         result = BatchResult()
         by_partition: dict[int, list[RawRecord]] = {}
         for record in records:
             by_partition.setdefault(record.partition, []).append(record)
         for partition, batch in by_partition.items():
             store = BatchingStore(self._store_for(partition))
-            for record in batch:
-                self._process_one(store, record, result)
+            admitted = [(r, item) for r in batch if (item := self._admit(r, result)) is not None]
+            try:
+                # One call per partition and batch: the watermark sweep runs once, not per record.
+                out = self._engine.on_batch(store, partition, [item for _, item in admitted])
+                self._collect(out, result)
+            except ReconError:
+                store.discard()
+                self._isolate(store, admitted, result)
+            if committed:
+                for topic, side in self._sides.items():
+                    offset = committed.get((topic, partition))
+                    if offset is not None:
+                        self._engine.on_committed(store, partition, side, offset)
             state = progress(store)
             store.flush()
             result.watermarks[partition] = state.watermark_ms if state else None
         return result
 
-    def _process_one(self, store: KeyValueStore, record: RawRecord, result: BatchResult) -> None:
+    def _admit(self, record: RawRecord, result: BatchResult) -> InputEvent | Heartbeat | None:
+        """Decode and validate; a record that cannot go to the engine becomes a dead letter."""
         side = self._sides.get(record.topic)
         if side is None:
             result.dead_letters.append(
                 self._dead(record, UNKNOWN_TOPIC, "record from a topic this worker does not read")
             )
-            return
+            return None
         item = self._decoder.decode(side, record.key, record.value, record.offset)
         if isinstance(item, Rejection):
             result.dead_letters.append(
@@ -93,7 +116,7 @@ class BatchProcessor:
                     record.topic, record.partition, record.offset, record.key, record.value, item
                 )
             )
-            return
+            return None
         if isinstance(item, InputEvent):
             expected = partition_for(item.reference.encode(), self._partitions)
             if expected != record.partition:
@@ -104,15 +127,28 @@ class BatchProcessor:
                     "partitioner=murmur2_random); fix it and resend"
                 )
                 result.dead_letters.append(self._dead(record, WRONG_PARTITION, detail))
-                return
-        try:
-            out = self._engine.on_item(store, record.partition, item)
-        except ReconError as exc:
-            # Bad state or an engine bug must not stop the partition: park the record with why.
-            result.dead_letters.append(
-                self._dead(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
-            )
-            return
+                return None
+        return item
+
+    def _isolate(
+        self,
+        store: KeyValueStore,
+        admitted: list[tuple[RawRecord, InputEvent | Heartbeat]],
+        result: BatchResult,
+    ) -> None:
+        """Replay a failed batch one record at a time, so only the record at fault is parked."""
+        for record, item in admitted:
+            try:
+                out = self._engine.on_item(store, record.partition, item)
+            except ReconError as exc:
+                result.dead_letters.append(
+                    self._dead(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+                )
+                continue
+            self._collect(out, result)
+
+    @staticmethod
+    def _collect(out: EngineOutput, result: BatchResult) -> None:
         result.matches.extend(out.matches)
         result.exceptions.extend(out.exceptions)
         for name in _COUNTERS:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,10 +26,8 @@ def worker_settings(kafka: KafkaSettings, kafka_admin: AdminClient) -> Iterator[
     t = settings.topics
     names = [t.payments, t.ledger, t.matched, t.exceptions, t.dlq, changelog_topic_name(settings)]
     for future in kafka_admin.delete_topics(names, operation_timeout=30).values():
-        try:
+        with contextlib.suppress(Exception):
             future.result(timeout=30)
-        except Exception:
-            pass
 
 
 @pytest.fixture

@@ -145,7 +145,8 @@ def test_open_groups_survive_restart_and_rocksdb_loss(
     _send(worker_settings, _heartbeats(worker_settings, t0 + 2 * lateness, (t.ledger, t.payments)))
     _wait_open(worker, a_refs)
     status, body = _view(worker, a_refs[0])
-    assert status == 200 and body["groups"][0]["status"] == "open"  # type: ignore[index]
+    assert status == 200
+    assert body["groups"][0]["status"] == "open"
     assert _view(worker, "RST-NEVER-SEEN")[0] == 404
     worker.stop()
 
