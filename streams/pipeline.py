@@ -1,0 +1,175 @@
+"""Run the whole pipeline locally (topics, worker and sink processes) for the demo and benches.
+
+Each run gets its own topic names, app id, consumer group and PostgreSQL schema, so runs never
+see each other's data; what a run creates it removes, except the schema, which stays for
+inspection until the next run with the same name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import psycopg
+from confluent_kafka.admin import AdminClient
+
+from streams.settings import TopicNames
+from streams.worker.app import changelog_topic_name
+from streams.worker.settings import WorkerSettings
+from streams.worker.topics import create_topics
+
+
+def run_settings(base: WorkerSettings, run_id: str) -> WorkerSettings:
+    prefix = f"{run_id}."
+    topics = TopicNames(
+        payments=prefix + "payments",
+        ledger=prefix + "ledger",
+        matched=prefix + "recon.matched",
+        exceptions=prefix + "recon.exceptions",
+        dlq=prefix + "recon.dlq",
+    )
+    return replace(base, app_id=f"recon-{run_id}", topics=topics)
+
+
+def env_for(
+    settings: WorkerSettings, data_dir: Path, schema: str, database_url: str
+) -> dict[str, str]:
+    t, m = settings.topics, settings.match
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "DATABASE_URL": database_url,
+        "RECON_APP_ID": settings.app_id,
+        "RECON_TOPIC_PAYMENTS": t.payments,
+        "RECON_TOPIC_LEDGER": t.ledger,
+        "RECON_TOPIC_MATCHED": t.matched,
+        "RECON_TOPIC_EXCEPTIONS": t.exceptions,
+        "RECON_TOPIC_DLQ": t.dlq,
+        "RECON_PARTITIONS": str(settings.partitions),
+        "RECON_DATA_DIR": str(data_dir),
+        "RECON_WEB_PORT": str(settings.web_port),
+        "RECON_MATCH_WINDOW": f"{m.match_window_ms}ms",
+        "RECON_ALLOWED_LATENESS": f"{m.allowed_lateness_ms}ms",
+        "RECON_RETENTION": f"{m.retention_ms}ms",
+        "RECON_AMOUNT_TOLERANCE_MINOR": str(m.amount_tolerance_minor),
+        "RECON_AMOUNT_TOLERANCE_BPS": str(m.amount_tolerance_bps),
+        "RECON_BATCH_MAX": str(settings.batch_max),
+        "RECON_PG_SCHEMA": schema,
+        "RECON_SINK_GROUP_ID": f"{settings.app_id}-sink",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@dataclass
+class Process:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self
+
+    def wait_for_log(self, needle: bytes, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            if needle in self.log_path.read_bytes():
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s; see {self.log_path}")
+
+    def stop(self, timeout: float = 60) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
+
+
+@dataclass
+class Pipeline:
+    settings: WorkerSettings
+    schema: str
+    database_url: str
+    work_dir: Path
+    processes: list[Process] = field(default_factory=list)
+
+    def worker(self, name: str = "worker") -> Process:
+        argv = [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "worker",
+            "--no-create-topics",
+            "--loglevel",
+            "info",
+        ]
+        env = env_for(self.settings, self.work_dir / name, self.schema, self.database_url)
+        proc = Process(name, argv, env, self.work_dir / f"{name}.log").start()
+        self.processes.append(proc)
+        proc.wait_for_log(b"[^Worker]: Ready", timeout=120)
+        return proc
+
+    def sink(self, name: str = "sink") -> Process:
+        argv = [sys.executable, "-m", "streams.cli", "sink", "--log-level", "WARNING"]
+        env = env_for(self.settings, self.work_dir / name, self.schema, self.database_url)
+        proc = Process(name, argv, env, self.work_dir / f"{name}.log").start()
+        self.processes.append(proc)
+        return proc
+
+    def pg(self) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(
+            self.database_url, options=f"-csearch_path={self.schema}", autocommit=True
+        )
+
+
+@contextmanager
+def pipeline(
+    base: WorkerSettings, database_url: str, work_root: Path, schema: str, run_id: str | None = None
+) -> Iterator[Pipeline]:
+    run_id = run_id or f"run{uuid.uuid4().hex[:8]}"
+    settings = run_settings(base, run_id)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    create_topics(settings)
+    pipe = Pipeline(settings, schema, database_url, work_root / run_id)
+    try:
+        yield pipe
+    finally:
+        for proc in reversed(pipe.processes):
+            proc.stop()
+        t = settings.topics
+        names = [
+            t.payments,
+            t.ledger,
+            t.matched,
+            t.exceptions,
+            t.dlq,
+            changelog_topic_name(settings),
+        ]
+        admin = AdminClient(settings.kafka.confluent_config())
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            with suppress(Exception):
+                future.result(timeout=30)
