@@ -91,12 +91,16 @@ class BatchProcessor:
             except ReconError:
                 store.discard()
                 self._isolate(store, admitted, result)
-            if committed:
-                for topic, side in self._sides.items():
-                    offset = committed.get((topic, partition))
-                    if offset is not None:
-                        self._engine.on_committed(store, partition, side, offset)
-            state = progress(store)
+            try:
+                if committed:
+                    for topic, side in self._sides.items():
+                        offset = committed.get((topic, partition))
+                        if offset is not None:
+                            self._engine.on_committed(store, partition, side, offset)
+                state = progress(store)
+            except ReconError:
+                # Corrupt partition state: its records are already parked; keep the others going.
+                state = None
             store.flush()
             result.watermarks[partition] = state.watermark_ms if state else None
         return result
@@ -138,13 +142,17 @@ class BatchProcessor:
     ) -> None:
         """Replay a failed batch one record at a time, so only the record at fault is parked."""
         for record, item in admitted:
+            # Each record in its own overlay: a failure leaves none of its writes behind.
+            attempt = BatchingStore(store)
             try:
-                out = self._engine.on_item(store, record.partition, item)
+                out = self._engine.on_item(attempt, record.partition, item)
             except ReconError as exc:
+                attempt.discard()
                 result.dead_letters.append(
                     self._dead(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
                 )
                 continue
+            attempt.flush()
             self._collect(out, result)
 
     @staticmethod
