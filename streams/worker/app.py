@@ -8,12 +8,14 @@ Faust's ambient ``current_event``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import faust
 import orjson
+from faust.types import TP
 from prometheus_client import generate_latest
 
 from streams.contract.codec import OutputCodec
@@ -27,6 +29,7 @@ from streams.worker.changelog_store import ChangeloggedStore
 from streams.worker.heartbeats import IdleTracker, heartbeat_value
 from streams.worker.partitioning import partition_for
 from streams.worker.processor import BatchProcessor, BatchResult, RawRecord
+from streams.worker.sender import BatchSender
 from streams.worker.settings import WorkerSettings
 
 STATE_TABLE = "recon-state"
@@ -100,9 +103,6 @@ def create_app(settings: WorkerSettings) -> faust.App:
     inputs = app.topic(
         settings.topics.payments, settings.topics.ledger, partitions=settings.partitions, **raw
     )
-    matched = app.topic(settings.topics.matched, partitions=settings.partitions, **raw)
-    exceptions = app.topic(settings.topics.exceptions, partitions=settings.partitions, **raw)
-    dlq = app.topic(settings.topics.dlq, partitions=settings.partitions, **raw)
 
     engine = MatchingEngine(settings.match)
     codec = OutputCodec()
@@ -111,11 +111,11 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # Faust's Store has no public per-partition handle; this is the one it uses itself.
         return RocksDictStore.from_db(cast(Any, state.data)._db_for_partition(partition))
 
-    def send_changelog(partition: int, key: bytes, value: bytes | None) -> None:
-        state.send_changelog(partition, key, value, key_serializer="raw", value_serializer="raw")
+    changelog = changelog_topic_name(settings)
+    sender = BatchSender(settings.kafka, changelog)
 
     def store_for(partition: int) -> KeyValueStore:
-        return ChangeloggedStore(local_store(partition), partition, send_changelog)
+        return ChangeloggedStore(local_store(partition), partition, sender.changelog)
 
     processor = BatchProcessor(engine, settings.topics, settings.partitions, store_for)
     idle = IdleTracker(settings.idle_timeout_ms)
@@ -133,22 +133,30 @@ def create_app(settings: WorkerSettings) -> faust.App:
             if offset is not None and tp.topic in sides
         }
 
-    async def send(result: BatchResult) -> None:
+    def send(result: BatchResult) -> None:
+        t = settings.topics
         for m in result.matches:
-            await matched.send(key=m.reference.encode(), value=codec.encode_match(m))
+            sender.send(t.matched, m.reference.encode(), codec.encode_match(m))
             metrics.MATCHES.labels(m.rule.value).inc()
         for e in result.exceptions:
-            await exceptions.send(key=e.reference.encode(), value=codec.encode_exception(e))
+            sender.send(t.exceptions, e.reference.encode(), codec.encode_exception(e))
             metrics.EXCEPTIONS.labels(e.kind.value, e.status.value).inc()
         for d in result.dead_letters:
-            # Keyed like its source record so a partition's dead letters stay in order.
-            await dlq.send(key=d.key, value=codec.encode_dead_letter(d), partition=d.partition)
+            # On its source partition, so a partition's dead letters stay in order.
+            sender.send(t.dlq, d.key, codec.encode_dead_letter(d), d.partition)
             metrics.DEAD_LETTERS.labels(d.reason).inc()
         for name, value in result.counters.items():
             metrics.ENGINE_EVENTS.labels(name).inc(value)
         for partition, watermark in result.watermarks.items():
             if watermark is not None:
                 metrics.WATERMARK.labels(str(partition)).set(watermark)
+
+    async def make_durable() -> None:
+        # Before the batch is acked (and so before Faust can commit its offsets).
+        offsets = await asyncio.get_running_loop().run_in_executor(None, sender.flush)
+        for partition, offset in offsets.items():
+            # Where recovery resumes reading the changelog into this partition's RocksDB.
+            cast(Any, state.data).set_persisted_offset(TP(changelog, partition), offset)
 
     @app.agent(inputs)
     async def reconcile(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -175,12 +183,15 @@ def create_app(settings: WorkerSettings) -> faust.App:
             for topic, n in per_topic.items():
                 metrics.RECORDS_IN.labels(topic).inc(n)
             result = processor.process(records, committed_inputs())
-            await send(result)
+            send(result)
+            await make_durable()
             metrics.BATCH_SIZE.observe(len(records))
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
             yield None
 
     if settings.idle_timeout_ms > 0:
+        # Its own producer: its flushes must not take the agent's delivery reports.
+        beats = BatchSender(settings.kafka, changelog)
 
         async def heartbeat_idle_inputs() -> None:
             # A silent input stalls the watermark. Its heartbeat is a real record in that input
@@ -192,10 +203,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 event_time = state_now.max_event_time(other) if state_now else None
                 if event_time is None:
                     continue
-                await app.topic(topic_of[side], **raw).send(
-                    key=None, value=heartbeat_value(event_time), partition=partition
-                )
+                beats.send(topic_of[side], None, heartbeat_value(event_time), partition)
                 idle.seen(partition, side, time.monotonic())
+            await asyncio.get_running_loop().run_in_executor(None, beats.flush)
 
         app.timer(interval=max(settings.idle_timeout_ms / 4000, 0.5))(heartbeat_idle_inputs)
 
