@@ -54,7 +54,10 @@ lint: venv
 	$(BIN)/mypy
 
 bench: up
-	$(BIN)/recon bench all
+	$(BIN)/python -m streams.bench.engine_bench --events 200000 --groups 20000
+	$(BIN)/python -m streams.bench.pipeline_bench --count 50000
+	$(BIN)/python -m streams.bench.worker_bench --count 100000
+	$(BIN)/python -m connectors.postgres.bench
 
 clean: down
 	rm -rf .local $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

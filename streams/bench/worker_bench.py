@@ -1,0 +1,74 @@
+"""Worker throughput on the real broker vs the same records in-process (ratio in one run).
+
+Produces N simulated records (and the closing heartbeats) to fresh topics first, then starts one
+worker and times it from ready until it has read every record. The same records then run through
+the worker's batch processor in-process, over memory stores, for the ratio.
+
+    python -m streams.bench.worker_bench [--count 100000] [--partitions 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+from streams.engine.config import MatchConfig
+from streams.pipeline import pipeline
+from streams.settings import TopicNames, database_url_from_env
+from streams.simulate.local import run_local
+from streams.simulate.produce import produce
+from streams.simulate.scenarios import simulate
+from streams.simulate.truth import check, truth_of
+from streams.worker.settings import worker_from_env
+
+_RECORDS_IN = re.compile(rb"^recon_records_in_total\{[^}]*\} ([0-9.e+]+)$", re.M)
+_MATCHES = re.compile(rb"^recon_matches_total\{[^}]*\} ([0-9.e+]+)$", re.M)
+
+
+def _metrics(port: int) -> tuple[float, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read()
+    return sum(float(v) for v in _RECORDS_IN.findall(text)), sum(float(v) for v in _MATCHES.findall(text))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=2000)
+    args = parser.parse_args()
+
+    config = MatchConfig(amount_tolerance_minor=5, amount_tolerance_bps=10)
+    sim = simulate(args.count, seed=5, config=config)
+    truth = truth_of(sim)
+    total = len(sim.records) + 2 * args.partitions
+    print(f"{len(sim.records)} records, {len(truth.matches)} expected matches, {args.partitions} partitions")
+
+    base = replace(worker_from_env(), match=config, partitions=args.partitions, batch_max=args.batch)
+    with pipeline(base, database_url_from_env(), Path(".local/bench"), "recon_bench") as pipe:
+        stats = produce(sim, pipe.settings.kafka, pipe.settings.topics, args.partitions)
+        print(f"produced in {stats.seconds:.1f}s ({stats.records / stats.seconds:,.0f} records/s, confluent-kafka, murmur2)")
+        worker = pipe.worker()
+        port = int(worker.env["RECON_WEB_PORT"])
+        t0 = time.monotonic()
+        seen, matches = 0.0, 0.0
+        while seen < total and time.monotonic() - t0 < 900:
+            time.sleep(0.5)
+            seen, matches = _metrics(port)
+        worker_s = time.monotonic() - t0
+    print(f"worker (Faust, RocksDB, real broker): {seen:,.0f} records in {worker_s:.1f}s = {seen / worker_s:,.0f} records/s; {matches:,.0f} matches")
+
+    t1 = time.monotonic()
+    local = run_local(sim, config, partitions=args.partitions, batch=args.batch, topics=TopicNames())
+    local_s = time.monotonic() - t1
+    verdict = check(truth, local.matches, local.exceptions, local.dead_letters)
+    print(f"in-process (decode + engine, memory store): {total / local_s:,.0f} records/s, ground truth {'OK' if verdict.ok else 'FAIL'}")
+    print(f"ratio worker / in-process: {local_s / worker_s:.2f}")
+
+
+if __name__ == "__main__":
+    main()
