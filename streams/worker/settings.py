@@ -19,7 +19,9 @@ from streams.settings import (
     topics_from_env,
 )
 
-GUARANTEES = ("at_least_once", "exactly_once")
+# exactly_once is refused: this worker's producer is not part of Faust's transactions
+# (docs/delivery.md); at-least-once with re-emission gives exact results downstream.
+GUARANTEES = ("at_least_once",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,11 @@ class WorkerSettings:
 
     def __post_init__(self) -> None:
         if self.processing_guarantee not in GUARANTEES:
-            raise ConfigError(f"processing guarantee must be one of {GUARANTEES}")
+            raise ConfigError(
+                f"processing guarantee {self.processing_guarantee!r} is not supported: use "
+                "at_least_once (outputs are idempotent and the sink is exactly-once; see "
+                "docs/delivery.md)"
+            )
         if self.partitions < 1 or self.batch_max < 1:
             raise ConfigError("partitions and batch size must be positive")
 

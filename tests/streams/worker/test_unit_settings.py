@@ -70,7 +70,7 @@ def test_worker_from_env_parses_durations_and_ints() -> None:
         "RECON_RETENTION": "7d",
         "RECON_AMOUNT_TOLERANCE_MINOR": "5",
         "RECON_AMOUNT_TOLERANCE_BPS": "10",
-        "RECON_PROCESSING_GUARANTEE": "exactly_once",
+        "RECON_PROCESSING_GUARANTEE": "at_least_once",
         "RECON_BATCH_MAX": " 250 ",
         "RECON_BATCH_WITHIN": "1500",
         "RECON_IDLE_TIMEOUT": "5m",
@@ -96,7 +96,7 @@ def test_worker_from_env_parses_durations_and_ints() -> None:
             amount_tolerance_minor=5,
             amount_tolerance_bps=10,
         ),
-        processing_guarantee="exactly_once",
+        processing_guarantee="at_least_once",
         batch_max=250,
         batch_within_ms=1_500,
         idle_timeout_ms=300_000,
@@ -131,3 +131,8 @@ def test_worker_from_env_parses_durations_and_ints() -> None:
 def test_worker_from_env_rejects_bad_values(name: str, value: str) -> None:
     with pytest.raises(ConfigError):
         worker_from_env({name: value})
+
+
+def test_exactly_once_is_refused_with_a_pointer_to_the_reason() -> None:
+    with pytest.raises(ConfigError, match="docs/delivery.md"):
+        worker_from_env({"RECON_PROCESSING_GUARANTEE": "exactly_once"})
