@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import psycopg
+
     from streams.pipeline import pipeline
     from streams.settings import database_url_from_env
     from streams.simulate.produce import produce
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             while time.monotonic() < deadline:
                 try:
                     got = row_counts(conn)
-                except Exception:
+                except psycopg.Error:
                     got = (0, 0, 0, 0)
                 if got == want:
                     break

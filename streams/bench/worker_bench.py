@@ -32,7 +32,9 @@ _MATCHES = re.compile(rb"^recon_matches_total\{[^}]*\} ([0-9.e+]+)$", re.M)
 def _metrics(port: int) -> tuple[float, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
         text = r.read()
-    return sum(float(v) for v in _RECORDS_IN.findall(text)), sum(float(v) for v in _MATCHES.findall(text))
+    return sum(float(v) for v in _RECORDS_IN.findall(text)), sum(
+        float(v) for v in _MATCHES.findall(text)
+    )
 
 
 def main() -> None:
@@ -46,12 +48,18 @@ def main() -> None:
     sim = simulate(args.count, seed=5, config=config)
     truth = truth_of(sim)
     total = len(sim.records) + 2 * args.partitions
-    print(f"{len(sim.records)} records, {len(truth.matches)} expected matches, {args.partitions} partitions")
+    print(
+        f"{len(sim.records)} records, {len(truth.matches)} expected matches, {args.partitions} partitions"
+    )
 
-    base = replace(worker_from_env(), match=config, partitions=args.partitions, batch_max=args.batch)
+    base = replace(
+        worker_from_env(), match=config, partitions=args.partitions, batch_max=args.batch
+    )
     with pipeline(base, database_url_from_env(), Path(".local/bench"), "recon_bench") as pipe:
         stats = produce(sim, pipe.settings.kafka, pipe.settings.topics, args.partitions)
-        print(f"produced in {stats.seconds:.1f}s ({stats.records / stats.seconds:,.0f} records/s, confluent-kafka, murmur2)")
+        print(
+            f"produced in {stats.seconds:.1f}s ({stats.records / stats.seconds:,.0f} records/s, confluent-kafka, murmur2)"
+        )
         worker = pipe.worker()
         port = int(worker.env["RECON_WEB_PORT"])
         t0 = time.monotonic()
@@ -60,13 +68,19 @@ def main() -> None:
             time.sleep(0.5)
             seen, matches = _metrics(port)
         worker_s = time.monotonic() - t0
-    print(f"worker (Faust, RocksDB, real broker): {seen:,.0f} records in {worker_s:.1f}s = {seen / worker_s:,.0f} records/s; {matches:,.0f} matches")
+    print(
+        f"worker (Faust, RocksDB, real broker): {seen:,.0f} records in {worker_s:.1f}s = {seen / worker_s:,.0f} records/s; {matches:,.0f} matches"
+    )
 
     t1 = time.monotonic()
-    local = run_local(sim, config, partitions=args.partitions, batch=args.batch, topics=TopicNames())
+    local = run_local(
+        sim, config, partitions=args.partitions, batch=args.batch, topics=TopicNames()
+    )
     local_s = time.monotonic() - t1
     verdict = check(truth, local.matches, local.exceptions, local.dead_letters)
-    print(f"in-process (decode + engine, memory store): {total / local_s:,.0f} records/s, ground truth {'OK' if verdict.ok else 'FAIL'}")
+    print(
+        f"in-process (decode + engine, memory store): {total / local_s:,.0f} records/s, ground truth {'OK' if verdict.ok else 'FAIL'}"
+    )
     print(f"ratio worker / in-process: {local_s / worker_s:.2f}")
 
 

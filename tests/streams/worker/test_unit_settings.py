@@ -134,5 +134,5 @@ def test_worker_from_env_rejects_bad_values(name: str, value: str) -> None:
 
 
 def test_exactly_once_is_refused_with_a_pointer_to_the_reason() -> None:
-    with pytest.raises(ConfigError, match="docs/delivery.md"):
+    with pytest.raises(ConfigError, match=r"docs/delivery\.md"):
         worker_from_env({"RECON_PROCESSING_GUARANTEE": "exactly_once"})
