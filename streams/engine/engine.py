@@ -69,10 +69,19 @@ class MatchingEngine:
         # overlay deletes) instead of stepping over it on every read.
         self._floor_deadline: int | None = None
         self._floor_retention: int | None = None
-        # During a sweep: no timer is earlier than this (None: unknown). Lets the per-event
-        # timer check cost nothing while no timer is due.
-        self._earliest_timer: int | None = None
+        # Per index, within a call: no deadline / retention entry at or above its floor is
+        # earlier than this (None: unknown). Lets the per-event timer check cost nothing while
+        # no timer is due, and read only the index that may have one.
+        self._next_deadline: int | None = None
+        self._next_retention: int | None = None
         self._sweep_bound = 0
+        # Within a call: the events this call put in the buffer, by buffer key, so the sweep
+        # need not decode what it just encoded; and the groups read or written, by group id
+        # (None: absent), so a group is decoded once per call. Only the engine writes the
+        # store during a call, and every change is saved through _save_group, so both stay
+        # what the store holds; both are dropped when the call ends.
+        self._buffered: dict[bytes, Buffered] = {}
+        self._groups: dict[bytes, Group | None] = {}
         # The watermark the buffer was last swept to; within a batch the sweep is deferred to
         # the end (or to just before a late event or a known id, which must see it done).
         self._swept_to: int | None = None
@@ -92,8 +101,10 @@ class MatchingEngine:
         before = codec.encode_meta(meta)
         # The previous call ended with a full sweep: nothing due is left below the watermark.
         self._floor_deadline = self._floor_retention = self._swept_to = meta.watermark
-        self._earliest_timer = None
+        self._next_deadline = self._next_retention = None
         self._timers_dirty = False
+        self._buffered = {}
+        self._groups = {}
         last: Item | None = None
         try:
             for item in items:
@@ -108,6 +119,8 @@ class MatchingEngine:
             after = codec.encode_meta(meta)
             if after != before:
                 store.put(keys.META, after)
+            self._buffered = {}
+            self._groups = {}
         return out
 
     def on_committed(self, store: KeyValueStore, partition: int, side: Side, offset: int) -> int:
@@ -212,9 +225,9 @@ class MatchingEngine:
     ) -> None:
         """Keep the outputs produced since ``marks`` under the input's offset (added to what
         is there already), so that a redelivery of that offset re-emits them."""
-        matches, exceptions = out.matches[marks[0] :], out.exceptions[marks[1] :]
-        if not matches and not exceptions:
+        if len(out.matches) == marks[0] and len(out.exceptions) == marks[1]:
             return
+        matches, exceptions = out.matches[marks[0] :], out.exceptions[marks[1] :]
         key = keys.outbox_key(item.side, item.offset)
         raw = store.get(key)
         if raw is not None:
@@ -266,6 +279,7 @@ class MatchingEngine:
         else:
             key = keys.buffer_key(ev.event_time_ms, ev.side, ev.offset)
             store.put(key, codec.encode_buffered(buffered))
+            self._buffered[key] = buffered
             out.buffered += 1
 
     def _conflict(self, ev: InputEvent, known: bytes) -> ExceptionRecord:
@@ -307,8 +321,11 @@ class MatchingEngine:
         self._sweep_bound = meta.watermark
         start = keys.BUFFER if previous is None else keys.BUFFER + keys.time_bytes(previous)
         due = list(store.scan(start, keys.BUFFER + keys.time_bytes(meta.watermark)))
+        pending = self._buffered
         for key, raw in due:
-            ev = codec.decode_buffered(raw)
+            ev = pending.pop(key, None)
+            if ev is None:
+                ev = codec.decode_buffered(raw)
             self._run_timers(store, ev.event_time_ms, out)
             store.delete(key)
             out.released += 1
@@ -317,59 +334,66 @@ class MatchingEngine:
 
     def _run_timers(self, store: KeyValueStore, before: int, out: EngineOutput) -> None:
         """Fire deadlines and retention purges whose time is < ``before``, in time order (a
-        deadline first on a tie). Either may schedule the other, so both are read again."""
-        if self._earliest_timer is not None and before <= self._earliest_timer:
+        deadline first on a tie). Either may schedule the other, so both are read again.
+
+        An index is read only when its known lower bound is below ``before``; it is read up
+        to the sweep's bound (``before`` is never above it), so the entry found is either due
+        or the index's new lower bound."""
+        nd, nr = self._next_deadline, self._next_retention
+        if nd is not None and nr is not None and before <= nd and before <= nr:
             return
-        bound = keys.time_bytes(before)
+        upper = max(before, self._sweep_bound)
+        bound = keys.time_bytes(upper)
         while True:
-            fd, fr = self._floor_deadline, self._floor_retention
-            d_start = keys.DEADLINE if fd is None else keys.DEADLINE + keys.time_bytes(fd)
-            r_start = keys.RETENTION if fr is None else keys.RETENTION + keys.time_bytes(fr)
-            deadline = store.first(d_start, keys.DEADLINE + bound)
-            purge = store.first(r_start, keys.RETENTION + bound)
-            if deadline is not None and (purge is None or deadline[0][1:9] <= purge[0][1:9]):
+            deadline = purge = None
+            if nd is None or nd < before:
+                fd = self._floor_deadline
+                d_start = keys.DEADLINE if fd is None else keys.DEADLINE + keys.time_bytes(fd)
+                deadline = store.first(d_start, keys.DEADLINE + bound)
+                nd = upper if deadline is None else keys.time_from(deadline[0][1:9])
+                self._next_deadline = nd
+            if nr is None or nr < before:
+                fr = self._floor_retention
+                r_start = keys.RETENTION if fr is None else keys.RETENTION + keys.time_bytes(fr)
+                purge = store.first(r_start, keys.RETENTION + bound)
+                nr = upper if purge is None else keys.time_from(purge[0][1:9])
+                self._next_retention = nr
+            if nd < before and (nr >= before or nd <= nr):
+                assert deadline is not None  # nd < before: just read
                 key = deadline[0]
-                when = keys.time_from(key[1:9])
-                self._floor_deadline = when  # everything earlier has fired
-                self._expire(store, key[9:], when, out)
-            elif purge is not None:
+                self._floor_deadline = nd  # everything earlier has fired
+                self._expire(store, key[9:], nd, out)
+            elif nr < before:
+                assert purge is not None
                 key, raw = purge
-                self._floor_retention = keys.time_from(key[1:9])
+                self._floor_retention = nr
                 store.delete(key)
                 self._purge(store, key[9:10], key[10:], raw)
                 out.purged += 1
             else:
-                break
-        # Nothing is left below ``before``: find the next timer this sweep may reach.
-        fd, fr = self._floor_deadline, self._floor_retention
-        sweep_bound = keys.time_bytes(self._sweep_bound)
-        d_start = keys.DEADLINE if fd is None else keys.DEADLINE + keys.time_bytes(fd)
-        r_start = keys.RETENTION if fr is None else keys.RETENTION + keys.time_bytes(fr)
-        earliest = self._sweep_bound
-        for entry in (
-            store.first(d_start, keys.DEADLINE + sweep_bound),
-            store.first(r_start, keys.RETENTION + sweep_bound),
-        ):
-            if entry is not None:
-                earliest = min(earliest, keys.time_from(entry[0][1:9]))
-        self._earliest_timer = earliest
-
-    def _timer_added(self, when: int) -> None:
-        if self._earliest_timer is not None and when < self._earliest_timer:
-            self._earliest_timer = when
+                return
+            # Firing may have scheduled timers: take the bounds as they are now.
+            nd, nr = self._next_deadline, self._next_retention
 
     def _put_retention(self, store: KeyValueStore, expiry: int, kind: bytes, payload: bytes,
                        value: bytes = b"") -> None:  # fmt: skip
         store.put(keys.retention_key(expiry, kind, payload), value)
         if self._floor_retention is not None and expiry < self._floor_retention:
             self._floor_retention = expiry
-        self._timer_added(expiry)
+        if self._next_retention is not None and expiry < self._next_retention:
+            self._next_retention = expiry
 
     # ------------------------------------------------------------------ groups
 
     def _load_group(self, store: KeyValueStore, gid: bytes) -> Group | None:
+        """The group, decoded once per call: callers change it only to save it right after."""
+        groups = self._groups
+        if gid in groups:
+            return groups[gid]
         raw = store.get(keys.group_key(gid))
-        return codec.decode_group(gid, raw) if raw is not None else None
+        g = codec.decode_group(gid, raw) if raw is not None else None
+        groups[gid] = g
+        return g
 
     def _save_group(self, store: KeyValueStore, g: Group) -> None:
         """Store ``g`` (or delete it when empty) and keep its deadline index entry in step."""
@@ -385,12 +409,15 @@ class MatchingEngine:
                 store.put(keys.deadline_key(wanted, g.gid), b"")
                 if self._floor_deadline is not None and wanted < self._floor_deadline:
                     self._floor_deadline = wanted
-                self._timer_added(wanted)
+                if self._next_deadline is not None and wanted < self._next_deadline:
+                    self._next_deadline = wanted
             g.deadline = wanted
         if empty:
             store.delete(keys.group_key(g.gid))
+            self._groups[g.gid] = None
         else:
             store.put(keys.group_key(g.gid), codec.encode_group(g))
+            self._groups[g.gid] = g
 
     def _apply(self, store: KeyValueStore, ev: Buffered, out: EngineOutput) -> None:
         gid = keys.group_id(ev.reference, ev.flow, ev.currency)

@@ -26,6 +26,8 @@ prefix scan of ``G``.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from streams.contract.model import Flow, Side
 from streams.engine.exceptions import CorruptStateError
 
@@ -49,6 +51,10 @@ SIDE_CODE: dict[Side, int] = {Side.LEDGER: 0, Side.PAYMENT: 1}
 CODE_SIDE: dict[int, Side] = {code: side for side, code in SIDE_CODE.items()}
 FLOW_CODE: dict[Flow, int] = {Flow.PAYMENT: 0x70, Flow.REFUND: 0x72}  # "p", "r"
 CODE_FLOW: dict[int, Flow] = {code: flow for flow, code in FLOW_CODE.items()}
+# The one-byte forms of the codes, for building keys without a bytes([...]) per key.
+_SIDE_BYTE: dict[Side, bytes] = {side: bytes([code]) for side, code in SIDE_CODE.items()}
+_DEDUPE_SIDE: dict[Side, bytes] = {side: DEDUPE + b for side, b in _SIDE_BYTE.items()}
+_OUTBOX_SIDE: dict[Side, bytes] = {side: OUTBOX + b for side, b in _SIDE_BYTE.items()}
 
 
 def time_bytes(t: int) -> bytes:
@@ -71,7 +77,13 @@ def reference_prefix(reference: str) -> bytes:
 
 
 def group_id(reference: str, flow: Flow, currency: str) -> bytes:
-    return _len_prefixed(reference) + bytes([FLOW_CODE[flow]]) + _len_prefixed(currency)
+    return _len_prefixed(reference) + _group_id_tail(flow, currency)
+
+
+@lru_cache(maxsize=4096)
+def _group_id_tail(flow: Flow, currency: str) -> bytes:
+    # Few (flow, currency) pairs exist: build their part of the id once.
+    return bytes([FLOW_CODE[flow]]) + _len_prefixed(currency)
 
 
 def parse_group_id(gid: bytes) -> tuple[str, Flow, str]:
@@ -91,15 +103,20 @@ def group_key(gid: bytes) -> bytes:
 
 
 def deadline_key(deadline: int, gid: bytes) -> bytes:
-    return DEADLINE + time_bytes(deadline) + gid
+    return DEADLINE + (deadline + _TIME_BIAS).to_bytes(8, "big") + gid
 
 
 def buffer_key(event_time: int, side: Side, offset: int) -> bytes:
-    return BUFFER + time_bytes(event_time) + bytes([SIDE_CODE[side]]) + offset.to_bytes(8, "big")
+    return (
+        BUFFER
+        + (event_time + _TIME_BIAS).to_bytes(8, "big")
+        + _SIDE_BYTE[side]
+        + offset.to_bytes(8, "big")
+    )
 
 
 def dedupe_key(side: Side, event_id: str) -> bytes:
-    return DEDUPE + bytes([SIDE_CODE[side]]) + event_id.encode()
+    return _DEDUPE_SIDE[side] + event_id.encode()
 
 
 def dedupe_key_code(side_code: int, event_id: str) -> bytes:
@@ -111,8 +128,8 @@ def exception_key(exception_id: str) -> bytes:
 
 
 def outbox_key(side: Side, offset: int) -> bytes:
-    return OUTBOX + bytes([SIDE_CODE[side]]) + offset.to_bytes(8, "big")
+    return _OUTBOX_SIDE[side] + offset.to_bytes(8, "big")
 
 
 def retention_key(expiry: int, kind: bytes, payload: bytes) -> bytes:
-    return RETENTION + time_bytes(expiry) + kind + payload
+    return RETENTION + (expiry + _TIME_BIAS).to_bytes(8, "big") + kind + payload

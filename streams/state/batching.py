@@ -5,9 +5,11 @@ tombstone, ``None``) until :meth:`flush`, which hands every touched key once to 
 store's ``write_many`` (one RocksDB ``WriteBatch`` for :class:`RocksDictStore`). ``scan`` merges
 the overlay and the backing store in key order, the overlay winning and tombstones hiding keys.
 
-The overlay's key order is kept lazily: new keys wait in a list and are merged into a sorted
-list at the next scan (one C-level sort when many are waiting), since a batch writes far more
-often than it scans.
+The overlay's key order is kept lazily and per first key byte (the engine's record type): new
+keys wait in a list of their bucket and are merged into that bucket's sorted list at the next
+scan that reaches the bucket (one C-level sort when many are waiting). A batch writes far more
+often than it scans, and its scans read one index each (buffer, deadlines, retention), so the
+keys of the other record types (duplicate index, outbox, groups) are never sorted for them.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ class BatchingStore(KeyValueStore):
     def __init__(self, backing: KeyValueStore) -> None:
         self._backing = backing
         self._overlay: dict[bytes, bytes | None] = {}
-        self._sorted: list[bytes] = []  # overlay keys in order, except those in _new
-        self._new: list[bytes] = []
+        # By first key byte (``b""`` for the empty key): overlay keys in order, except those
+        # still waiting in ``_new``.
+        self._sorted: dict[bytes, list[bytes]] = {}
+        self._new: dict[bytes, list[bytes]] = {}
 
     @property
     def backing(self) -> KeyValueStore:
@@ -42,27 +46,58 @@ class BatchingStore(KeyValueStore):
             return overlay[key]
         return self._backing.get(key)
 
-    def _set(self, key: bytes, value: bytes | None) -> None:
-        if key not in self._overlay:
-            self._new.append(key)
-        self._overlay[key] = value
-
-    def _keys_between(self, start: bytes, end: bytes) -> list[bytes]:
-        if self._new:
-            if len(self._new) * 8 > len(self._sorted):
-                self._sorted = sorted(self._overlay)
-            else:
-                for key in self._new:
-                    insort(self._sorted, key)
-            self._new = []
-        keys = self._sorted
-        return keys[bisect_left(keys, start) : bisect_left(keys, end)]
-
     def put(self, key: bytes, value: bytes) -> None:
-        self._set(key, value)
+        overlay = self._overlay
+        if key not in overlay:
+            bucket = key[:1]
+            waiting = self._new.get(bucket)
+            if waiting is None:
+                self._new[bucket] = [key]
+            else:
+                waiting.append(key)
+        overlay[key] = value
 
     def delete(self, key: bytes) -> None:
-        self._set(key, None)
+        overlay = self._overlay
+        if key not in overlay:
+            bucket = key[:1]
+            waiting = self._new.get(bucket)
+            if waiting is None:
+                self._new[bucket] = [key]
+            else:
+                waiting.append(key)
+        overlay[key] = None
+
+    def _bucket(self, bucket: bytes) -> list[bytes]:
+        """The sorted overlay keys of one bucket, with its waiting keys merged in."""
+        keys = self._sorted.get(bucket)
+        waiting = self._new.pop(bucket, None)
+        if waiting is not None:
+            if keys is None:
+                keys = sorted(waiting)
+            elif len(waiting) * 8 > len(keys):
+                keys += waiting
+                keys.sort()
+            else:
+                for key in waiting:
+                    insort(keys, key)
+            self._sorted[bucket] = keys
+        return keys if keys is not None else []
+
+    def _keys_between(self, start: bytes, end: bytes) -> list[bytes]:
+        """A copy of the overlay keys in ``[start, end)``, in order (tombstones included)."""
+        if not end > start:
+            return []
+        first, last = start[:1], end[:1]
+        if first == last:  # the usual case: a range within one record type
+            keys = self._bucket(first)
+            return keys[bisect_left(keys, start) : bisect_left(keys, end)]
+        found: list[bytes] = []
+        buckets = {*self._sorted, *self._new}
+        for bucket in sorted(b for b in buckets if first <= b <= last):
+            keys = self._bucket(bucket)
+            found += keys[bisect_left(keys, start) : bisect_left(keys, end)]
+        return found
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         overlay = self._overlay
@@ -83,6 +118,36 @@ class BatchingStore(KeyValueStore):
                 yield titem
                 titem = next(theirs, None)
 
+    def first(self, start: bytes, end: bytes) -> tuple[bytes, bytes] | None:
+        # The engine's timer checks call this per event: no merge generator, and the backing
+        # store is read only below the overlay's first live key.
+        overlay = self._overlay
+        mine: tuple[bytes, bytes] | None = None
+        if not end > start:
+            return None
+        first = start[:1]
+        if first == end[:1]:
+            keys = self._bucket(first)
+            for i in range(bisect_left(keys, start), len(keys)):
+                key = keys[i]
+                if key >= end:
+                    break
+                value = overlay[key]
+                if value is not None:
+                    mine = key, value
+                    break
+        else:
+            for key in self._keys_between(start, end):
+                value = overlay[key]
+                if value is not None:
+                    mine = key, value
+                    break
+        # A backing key below ``mine`` that the overlay holds is a tombstone: skip it.
+        for item in self._backing.scan(start, end if mine is None else mine[0]):
+            if item[0] not in overlay:
+                return item
+        return mine
+
     def flush(self) -> int:
         """Write every touched key once to the backing store; return how many."""
         if not self._overlay:
@@ -95,5 +160,5 @@ class BatchingStore(KeyValueStore):
     def discard(self) -> None:
         """Forget unflushed writes (e.g. after a failed batch, before reprocessing it)."""
         self._overlay = {}
-        self._sorted = []
-        self._new = []
+        self._sorted = {}
+        self._new = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from streams.state.base import KeyValueStore
 from streams.state.sorted_keys import SortedKeys
@@ -29,6 +29,22 @@ class MemoryStore(KeyValueStore):
     def delete(self, key: bytes) -> None:
         if self._data.pop(key, None) is not None:
             self._keys.remove(key)
+
+    def write_many(self, changes: Iterable[tuple[bytes, bytes | None]]) -> None:
+        # put/delete inlined: a batching overlay flushes thousands of keys at a time.
+        data, keys = self._data, self._keys
+        for key, value in changes:
+            if value is None:
+                if data.pop(key, None) is not None:
+                    keys.remove(key)
+            else:
+                if key not in data:
+                    keys.add(key)
+                data[key] = value
+
+    def first(self, start: bytes, end: bytes) -> tuple[bytes, bytes] | None:
+        key = self._keys.first(start, end)
+        return None if key is None else (key, self._data[key])
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         data = self._data

@@ -54,6 +54,16 @@ class SortedKeys:
         elif j == len(chunk):
             self._maxes[i] = chunk[-1]
 
+    def first(self, start: bytes, end: bytes) -> bytes | None:
+        """The smallest key in ``[start, end)``, or ``None``."""
+        maxes = self._maxes
+        i = bisect_left(maxes, start)
+        if i == len(maxes):
+            return None
+        chunk = self._chunks[i]
+        key = chunk[bisect_left(chunk, start)]  # exists: the chunk's maximum is >= start
+        return key if key < end else None
+
     def irange(self, start: bytes, end: bytes) -> Iterator[bytes]:
         """Keys in ``[start, end)``; each chunk is copied before yielding, and the next chunk is
         found again by key, so the caller may mutate the set between items."""
