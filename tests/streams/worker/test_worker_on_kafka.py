@@ -289,3 +289,42 @@ def test_wrong_partition_is_dead_lettered_and_heartbeats_drive_timeouts(
         ("MISSING_LEDGER", ref, (f"{ref}-p",))
     ]
     assert wrong != right
+
+
+def test_idle_timeout_heartbeats_a_silent_input(
+    worker_settings: WorkerSettings, start_worker: StartWorker, outputs: OutputReader
+) -> None:
+    """Ledger silent, payments flowing: after RECON_IDLE_TIMEOUT the worker writes ledger
+    heartbeats itself, so an old payment's deadline fires without any ledger traffic."""
+    t = worker_settings.topics
+    start_worker(RECON_IDLE_TIMEOUT="1s")
+    n = worker_settings.partitions
+    ref = "IDLE-OLD-1"
+    p = partition_for(ref.encode(), n)
+    # Other references on the same partition keep the payment input busy, past the deadline.
+    fillers = [
+        r for r in (f"IDLE-FILL-{i}" for i in range(500)) if partition_for(r.encode(), n) == p
+    ][:12]
+    beyond = TEST_MATCH.match_window_ms + TEST_MATCH.allowed_lateness_ms + 60_000
+    _send(
+        worker_settings,
+        [(t.payments, ref.encode(), _event(ref, f"{ref}-p", 4200, START_MS, "payment"), None)],
+    )
+    for i, filler in enumerate(fillers):
+        _send(
+            worker_settings,
+            [
+                (
+                    t.payments,
+                    filler.encode(),
+                    _event(filler, f"{filler}-p", 100 + i, START_MS + beyond + i, "payment"),
+                    None,
+                )
+            ],
+        )
+        time.sleep(0.3)
+    out = outputs.read_until(lambda o: any(e.reference == ref for e in o.exceptions), timeout=30)
+    raised = [e for e in out.exceptions if e.reference == ref]
+    assert [(e.kind.value, e.payment_event_ids) for e in raised] == [
+        ("MISSING_LEDGER", (f"{ref}-p",))
+    ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -17,7 +16,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streams.contract.codec import decode_dead_letter, decode_exception, decode_match
 from streams.contract.model import DeadLetter, ExceptionRecord, MatchRecord
-from streams.settings import KafkaSettings, TopicNames
+from streams.pipeline import env_for
+from streams.settings import LOCAL_DATABASE_URL, KafkaSettings, TopicNames
 from streams.worker.settings import WorkerSettings
 
 
@@ -31,25 +31,9 @@ def free_port() -> int:
 def worker_env(
     settings: WorkerSettings, data_dir: Path, port: int, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
-    t = settings.topics
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "RECON_APP_ID": settings.app_id,
-        "RECON_TOPIC_PAYMENTS": t.payments,
-        "RECON_TOPIC_LEDGER": t.ledger,
-        "RECON_TOPIC_MATCHED": t.matched,
-        "RECON_TOPIC_EXCEPTIONS": t.exceptions,
-        "RECON_TOPIC_DLQ": t.dlq,
-        "RECON_PARTITIONS": str(settings.partitions),
-        "RECON_DATA_DIR": str(data_dir),
-        "RECON_WEB_PORT": str(port),
-        "RECON_MATCH_WINDOW": f"{settings.match.match_window_ms}ms",
-        "RECON_ALLOWED_LATENESS": f"{settings.match.allowed_lateness_ms}ms",
-        "RECON_AMOUNT_TOLERANCE_MINOR": str(settings.match.amount_tolerance_minor),
-        "RECON_AMOUNT_TOLERANCE_BPS": str(settings.match.amount_tolerance_bps),
-        "PYTHONUNBUFFERED": "1",
-    }
+    # The worker needs no database; the pipeline's environment builder covers the rest.
+    env = env_for(settings, data_dir, schema="public", database_url=LOCAL_DATABASE_URL)
+    env["RECON_WEB_PORT"] = str(port)
     env.update(extra or {})
     return env
 
