@@ -100,15 +100,19 @@ def _measure(base: WorkerSettings, lateness_ms: int, seconds: float, rate: float
             thread.is_alive() or len(latencies) < (sent[0] if sent else 1)
         ):
             for msg in consumer.consume(1000, 0.2):
-                if msg.error() or msg.value() is None:
+                value = msg.value()
+                if msg.error() or value is None:
                     continue
                 received = _now_ms()
-                latencies.append(received - decode_match(msg.value()).matched_at_ms)
+                latencies.append(received - decode_match(value).matched_at_ms)
         stop.set()
         thread.join()
         consumer.close()
     latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+
+    def pick(q: float) -> int:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
     print(
         f"allowed_lateness {lateness_ms} ms: {len(latencies)}/{sent[0] if sent else 0} pairs matched; "
         f"latency after the closing event p50 {pick(0.5)} ms, p95 {pick(0.95)} ms, p99 {pick(0.99)} ms, max {latencies[-1]} ms"
