@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from streams.exceptions import ReconError
+from streams.exceptions import ConfigError, ReconError
 
 
 class SinkError(ReconError):
     """Base class of the connectors' errors."""
 
 
-class SinkConfigError(SinkError):
+class SinkConfigError(SinkError, ConfigError):
     """A sink setting is missing or invalid."""
 
 

@@ -35,14 +35,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from connectors.exceptions import SinkConfigError
-from streams.exceptions import ConfigError
 from streams.settings import (
     LOCAL_DATABASE_URL,
     KafkaSettings,
     TopicNames,
     database_url_from_env,
+    get_duration,
+    get_int,
     kafka_from_env,
-    parse_duration_ms,
     topics_from_env,
 )
 
@@ -90,26 +90,6 @@ class SinkSettings:
         return (self.topics.matched, self.topics.exceptions, self.topics.dlq)
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise SinkConfigError(f"{name} must be an integer, got {raw!r}") from exc
-
-
-def _ms(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return parse_duration_ms(raw)
-    except ConfigError as exc:
-        raise SinkConfigError(f"{name}: {exc}") from exc
-
-
 def sink_settings_from_env(env: Mapping[str, str] | None = None) -> SinkSettings:
     env = os.environ if env is None else env
     d = SinkSettings()
@@ -118,21 +98,23 @@ def sink_settings_from_env(env: Mapping[str, str] | None = None) -> SinkSettings
         schema=env.get("RECON_PG_SCHEMA", "").strip() or d.schema,
         group_id=env.get("RECON_SINK_GROUP_ID", "").strip() or d.group_id,
         instance_id=env.get("RECON_SINK_INSTANCE_ID", "").strip() or None,
-        batch_size=_int(env, "RECON_SINK_BATCH_SIZE", d.batch_size),
-        linger_ms=_ms(env, "RECON_SINK_LINGER", d.linger_ms),
-        max_retries=_int(env, "RECON_SINK_MAX_RETRIES", d.max_retries),
-        retry_backoff_ms=_ms(env, "RECON_SINK_RETRY_BACKOFF", d.retry_backoff_ms),
-        retry_backoff_max_ms=_ms(env, "RECON_SINK_RETRY_BACKOFF_MAX", d.retry_backoff_max_ms),
-        pool_size=_int(env, "RECON_SINK_POOL_SIZE", d.pool_size),
-        connect_timeout_ms=_ms(env, "RECON_SINK_CONNECT_TIMEOUT", d.connect_timeout_ms),
-        session_timeout_ms=_ms(env, "RECON_SINK_SESSION_TIMEOUT", d.session_timeout_ms),
-        shutdown_timeout_ms=_ms(env, "RECON_SINK_SHUTDOWN_TIMEOUT", d.shutdown_timeout_ms),
-        partitions_ahead=_int(env, "RECON_SINK_PARTITIONS_AHEAD", d.partitions_ahead),
-        partitions_past_months=_int(env, "RECON_SINK_PARTITIONS_PAST", d.partitions_past_months),
-        partitions_future_months=_int(
+        batch_size=get_int(env, "RECON_SINK_BATCH_SIZE", d.batch_size),
+        linger_ms=get_duration(env, "RECON_SINK_LINGER", d.linger_ms),
+        max_retries=get_int(env, "RECON_SINK_MAX_RETRIES", d.max_retries),
+        retry_backoff_ms=get_duration(env, "RECON_SINK_RETRY_BACKOFF", d.retry_backoff_ms),
+        retry_backoff_max_ms=get_duration(
+            env, "RECON_SINK_RETRY_BACKOFF_MAX", d.retry_backoff_max_ms
+        ),
+        pool_size=get_int(env, "RECON_SINK_POOL_SIZE", d.pool_size),
+        connect_timeout_ms=get_duration(env, "RECON_SINK_CONNECT_TIMEOUT", d.connect_timeout_ms),
+        session_timeout_ms=get_duration(env, "RECON_SINK_SESSION_TIMEOUT", d.session_timeout_ms),
+        shutdown_timeout_ms=get_duration(env, "RECON_SINK_SHUTDOWN_TIMEOUT", d.shutdown_timeout_ms),
+        partitions_ahead=get_int(env, "RECON_SINK_PARTITIONS_AHEAD", d.partitions_ahead),
+        partitions_past_months=get_int(env, "RECON_SINK_PARTITIONS_PAST", d.partitions_past_months),
+        partitions_future_months=get_int(
             env, "RECON_SINK_PARTITIONS_FUTURE", d.partitions_future_months
         ),
-        metrics_port=_int(env, "RECON_SINK_METRICS_PORT", d.metrics_port),
+        metrics_port=get_int(env, "RECON_SINK_METRICS_PORT", d.metrics_port),
         kafka=kafka_from_env(env),
         topics=topics_from_env(env),
     )
