@@ -22,9 +22,8 @@ import psycopg
 from confluent_kafka.admin import AdminClient
 
 from streams.settings import TopicNames
-from streams.worker.app import changelog_topic_name
 from streams.worker.settings import WorkerSettings
-from streams.worker.topics import create_topics
+from streams.worker.topics import create_topics, topic_names
 
 
 def run_settings(base: WorkerSettings, run_id: str) -> WorkerSettings:
@@ -160,15 +159,7 @@ def pipeline(
     finally:
         for proc in reversed(pipe.processes):
             proc.stop()
-        t = settings.topics
-        names = [
-            t.payments,
-            t.ledger,
-            t.matched,
-            t.exceptions,
-            t.dlq,
-            changelog_topic_name(settings),
-        ]
+        names = topic_names(settings)
         admin = AdminClient(settings.kafka.confluent_config())
         for future in admin.delete_topics(names, operation_timeout=30).values():
             with suppress(Exception):

@@ -4,11 +4,17 @@ Faust supplies consumption, partition assignment, the RocksDB table and its chan
 web server. Everything else goes through :class:`~streams.worker.processor.BatchProcessor`,
 which does not import Faust; partitions are always passed explicitly, never taken from
 Faust's ambient ``current_event``.
+
+A batch is one Kafka transaction: its state changes (to the state changelog) and its outputs
+commit together, then the changes go to RocksDB, then Faust acks the input records. A partition's
+RocksDB is restored from the changelog before its first batch after every rebalance.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -25,18 +31,19 @@ from streams.engine.progress import progress
 from streams.state.base import KeyValueStore
 from streams.state.rocksdict_store import RocksDictStore
 from streams.worker import metrics
-from streams.worker.changelog_store import ChangeloggedStore
+from streams.worker.changelog import StagedStore
 from streams.worker.heartbeats import IdleTracker, heartbeat_value
 from streams.worker.partitioning import partition_for
 from streams.worker.processor import BatchProcessor, BatchResult, RawRecord
-from streams.worker.sender import BatchSender
+from streams.worker.restore import restore
+from streams.worker.sender import BatchSender, TransactionalSender
 from streams.worker.settings import WorkerSettings
+from streams.worker.topics import STATE_TABLE, changelog_topic_name, faust_changelog_topic_name
 
-STATE_TABLE = "recon-state"
+log = logging.getLogger(__name__)
 
-
-def changelog_topic_name(settings: WorkerSettings) -> str:
-    return f"{settings.app_id}-{STATE_TABLE}-changelog"
+# The exit status when a batch cannot be made durable (sysexits EX_SOFTWARE).
+EXIT_BATCH_FAILED = 70
 
 
 def _broker_credentials(settings: WorkerSettings) -> Any:
@@ -80,12 +87,29 @@ def create_app(settings: WorkerSettings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    raw: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
     state = app.Table(
         STATE_TABLE,
         # bytes types make Faust use the raw codec for the table and its changelog topic.
         key_type=bytes,
         value_type=bytes,
         partitions=settings.partitions,
+        # Faust assigns and routes the table by this topic; it stays empty, since the state's
+        # changelog is transactional and restored by the worker (streams/worker/restore.py).
+        changelog_topic=app.topic(
+            faust_changelog_topic_name(settings),
+            partitions=settings.partitions,
+            compacting=True,
+            deleting=False,
+            internal=True,
+            acks=False,
+            **raw,
+        ),
         options={
             "block_cache_size": settings.rocksdb_block_cache_bytes,
             "block_cache_compressed_size": 0,
@@ -94,33 +118,72 @@ def create_app(settings: WorkerSettings) -> faust.App:
             "max_open_files": 256,
         },
     )
-    raw: dict[str, Any] = {
-        "key_type": bytes,
-        "value_type": bytes,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-    }
     inputs = app.topic(
         settings.topics.payments, settings.topics.ledger, partitions=settings.partitions, **raw
     )
 
     engine = MatchingEngine(settings.match)
     codec = OutputCodec()
+    idle = IdleTracker(settings.idle_timeout_ms)
+    sides = {settings.topics.payments: Side.PAYMENT, settings.topics.ledger: Side.LEDGER}
+    topic_of = {Side.PAYMENT: settings.topics.payments, Side.LEDGER: settings.topics.ledger}
 
     def local_store(partition: int) -> KeyValueStore:
         # Faust's Store has no public per-partition handle; this is the one it uses itself.
         return RocksDictStore.from_db(cast(Any, state.data)._db_for_partition(partition))
 
     changelog = changelog_topic_name(settings)
-    sender = BatchSender(settings.kafka, changelog)
+    sender = TransactionalSender(
+        settings.kafka,
+        changelog,
+        settings.effective_transactional_id,
+        settings.transaction_timeout_ms,
+    )
+    sender_lock = asyncio.Lock()
+    sender_ready = False
+
+    async def init_transactions() -> None:
+        # Aborts a batch a previous run with this transactional id left open, so the restore's
+        # read_committed reads (and the sink's) are not held back until its timeout.
+        nonlocal sender_ready
+        async with sender_lock:
+            if not sender_ready:
+                await asyncio.get_running_loop().run_in_executor(None, sender.init)
+                sender_ready = True
+
+    app.task(init_transactions)
+    staged: dict[int, StagedStore] = {}
 
     def store_for(partition: int) -> KeyValueStore:
-        return ChangeloggedStore(local_store(partition), partition, sender.changelog)
+        store = staged[partition] = StagedStore(local_store(partition), partition, sender.changelog)
+        return store
 
     processor = BatchProcessor(engine, settings.topics, settings.partitions, store_for)
-    idle = IdleTracker(settings.idle_timeout_ms)
-    sides = {settings.topics.payments: Side.PAYMENT, settings.topics.ledger: Side.LEDGER}
-    topic_of = {Side.PAYMENT: settings.topics.payments, Side.LEDGER: settings.topics.ledger}
+    # Partitions whose RocksDB is known to be at the end of the changelog since the last
+    # rebalance; any other must be restored before its next batch.
+    current: set[int] = set()
+
+    @app.on_partitions_revoked.connect
+    async def forget_restored(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
+        revoked: set[TP] = args[0] if args else set()
+        current.difference_update(tp.partition for tp in revoked if tp.topic in sides)
+
+    async def restore_partitions(partitions: set[int]) -> None:
+        stores = {p: local_store(p) for p in sorted(partitions - current)}
+        if not stores:
+            return
+        started = time.perf_counter()
+        done = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: restore(settings.kafka, changelog, stores)
+        )
+        current.update(stores)
+        for r in done:
+            metrics.RESTORED_RECORDS.labels(str(r.partition)).inc(r.records)
+        log.info(
+            "restored %s in %.2fs",
+            ", ".join(f"p{r.partition}: {r.records} records {r.start}->{r.end}" for r in done),
+            time.perf_counter() - started,
+        )
 
     def committed_inputs() -> dict[tuple[str, int], int]:
         # Faust keeps what it last committed per partition (no public accessor). One less than
@@ -151,12 +214,21 @@ def create_app(settings: WorkerSettings) -> faust.App:
             if watermark is not None:
                 metrics.WATERMARK.labels(str(partition)).set(watermark)
 
-    async def make_durable() -> None:
-        # Before the batch is acked (and so before Faust can commit its offsets).
-        offsets = await asyncio.get_running_loop().run_in_executor(None, sender.flush)
-        for partition, offset in offsets.items():
-            # Where recovery resumes reading the changelog into this partition's RocksDB.
-            cast(Any, state.data).set_persisted_offset(TP(changelog, partition), offset)
+    async def process_batch(records: list[RawRecord]) -> BatchResult:
+        """Restore, process, commit the transaction, apply to RocksDB: then the batch may be
+        acked (and so its input offsets committed by Faust)."""
+        loop = asyncio.get_running_loop()
+        await init_transactions()
+        await restore_partitions({r.partition for r in records})
+        staged.clear()
+        sender.begin()
+        result = processor.process(records, committed_inputs())
+        send(result)
+        positions = await loop.run_in_executor(None, sender.commit)
+        for partition, store in staged.items():
+            store.apply(positions.get(partition))
+        staged.clear()
+        return result
 
     @app.agent(inputs)
     async def reconcile(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -182,16 +254,22 @@ def create_app(settings: WorkerSettings) -> faust.App:
                     idle.seen(r.partition, side, now)
             for topic, n in per_topic.items():
                 metrics.RECORDS_IN.labels(topic).inc(n)
-            result = processor.process(records, committed_inputs())
-            send(result)
-            await make_durable()
+            try:
+                await process_batch(records)
+            except Exception:
+                # Never ack a batch that is not durable. Raising would let Faust ack it (the
+                # take buffer acks on exit) and commit its offsets on shutdown; exiting leaves
+                # the offsets where they are, like a kill -9, which the worker recovers from.
+                log.critical("batch failed; exiting without acking it", exc_info=True)
+                logging.shutdown()
+                os._exit(EXIT_BATCH_FAILED)
             metrics.BATCH_SIZE.observe(len(records))
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
             yield None
 
     if settings.idle_timeout_ms > 0:
         # Its own producer: its flushes must not take the agent's delivery reports.
-        beats = BatchSender(settings.kafka, changelog)
+        beats = BatchSender(settings.kafka)
 
         async def heartbeat_idle_inputs() -> None:
             # A silent input stalls the watermark. Its heartbeat is a real record in that input

@@ -22,7 +22,7 @@ ENGINE_EVENTS = Counter(
 )
 BATCH_SECONDS = Histogram(
     "recon_batch_seconds",
-    "Time to process one batch (decode, engine, state flush, send)",
+    "Time to process one batch (restore, decode, engine, transaction commit, state write)",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
     registry=REGISTRY,
 )
@@ -35,6 +35,12 @@ BATCH_SIZE = Histogram(
 WATERMARK = Gauge(
     "recon_watermark_ms",
     "Event-time watermark per partition (epoch ms)",
+    ["partition"],
+    registry=REGISTRY,
+)
+RESTORED_RECORDS = Counter(
+    "recon_restored_records_total",
+    "State changelog records applied to RocksDB by restores, per partition",
     ["partition"],
     registry=REGISTRY,
 )

@@ -1,30 +1,32 @@
-"""One librdkafka producer for everything the worker writes: changelog records and outputs.
+"""librdkafka producers for what the worker writes.
 
-Faust sends each table change through its Python producer buffer and writes the changelog's
-persisted offset to RocksDB on every acknowledgement: about 1 ms per event for the ~8 state keys
-an event touches. Here records are queued in librdkafka (microseconds each) and the whole batch
-is flushed once, before Faust acks the batch's input records, so nothing is committed in Kafka
-before its state and outputs are durable (at-least-once, see docs/delivery.md).
+:class:`TransactionalSender` writes a batch's changelog records and outputs in one Kafka
+transaction: a batch's state changes and its matches, exceptions and dead letters become visible
+to ``read_committed`` readers (the sink, the restore) together or not at all. Faust's own
+producer path costs about 1 ms per table write; here records are queued in librdkafka
+(microseconds each) and the transaction commits once per batch, before Faust acks the batch's
+input records (docs/delivery.md).
+
+:class:`BatchSender` is the plain idempotent producer, for heartbeats.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.settings import KafkaSettings
 from streams.worker.exceptions import WorkerError
 
 
 class DeliveryFailedError(WorkerError):
-    """The broker did not acknowledge records of a batch: the batch must not be acked."""
+    """The broker did not take a batch's records: the batch must not be acked."""
 
 
 class BatchSender:
-    def __init__(
-        self, kafka: KafkaSettings, changelog_topic: str, extra: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, kafka: KafkaSettings, extra: dict[str, Any] | None = None) -> None:
         self._producer = Producer(
             {
                 **kafka.confluent_config(),
@@ -38,21 +40,11 @@ class BatchSender:
                 **(extra or {}),
             }
         )
-        self._changelog = changelog_topic
         self._errors: list[KafkaError] = []
-        self._changelog_offsets: dict[int, int] = {}
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self._errors.append(err)
-        elif msg.topic() == self._changelog:
-            partition, offset = msg.partition(), msg.offset()
-            if (
-                partition is not None
-                and offset is not None
-                and offset > self._changelog_offsets.get(partition, -1)
-            ):
-                self._changelog_offsets[partition] = offset
 
     def send(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
@@ -75,15 +67,82 @@ class BatchSender:
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain
 
+    def flush(self, timeout: float = 60) -> None:
+        """Wait until every queued record is acknowledged."""
+        remaining = self._producer.flush(timeout)
+        errors, self._errors = self._errors, []
+        if remaining or errors:
+            raise DeliveryFailedError(f"{remaining} records unacknowledged, errors: {errors[:3]}")
+
+
+class TransactionalSender(BatchSender):
+    """One transaction per batch; reports where each changelog partition's records ended."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        changelog_topic: str,
+        transactional_id: str,
+        transaction_timeout_ms: int,
+    ) -> None:
+        super().__init__(
+            kafka,
+            {
+                "transactional.id": transactional_id,
+                # How long a batch of a worker that died mid-commit holds back read_committed
+                # readers when no worker with the same transactional id comes back to abort it.
+                "transaction.timeout.ms": transaction_timeout_ms,
+            },
+        )
+        self._changelog = changelog_topic
+        self._changelog_last: dict[int, int] = {}
+
+    def init(self, timeout: float = 60) -> None:
+        """Register the transactional id: aborts what a previous run with it left open."""
+        self._producer.init_transactions(timeout)
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._errors.append(err)
+        elif msg.topic() == self._changelog:
+            partition, offset = msg.partition(), msg.offset()
+            if (
+                partition is not None
+                and offset is not None
+                and offset > self._changelog_last.get(partition, -1)
+            ):
+                self._changelog_last[partition] = offset
+
+    def begin(self) -> None:
+        self._producer.begin_transaction()
+        self._changelog_last = {}
+
     def changelog(self, partition: int, key: bytes, value: bytes | None) -> None:
         self.send(self._changelog, key, value, partition)
 
-    def flush(self, timeout: float = 60) -> dict[int, int]:
-        """Wait until every queued record is acknowledged; return the last changelog offset
-        acknowledged per partition since the previous flush."""
-        remaining = self._producer.flush(timeout)
-        errors, self._errors = self._errors, []
-        offsets, self._changelog_offsets = self._changelog_offsets, {}
-        if remaining or errors:
-            raise DeliveryFailedError(f"{remaining} records unacknowledged, errors: {errors[:3]}")
-        return offsets
+    def commit(self, timeout: float = 60) -> dict[int, int]:
+        """Commit the open transaction; return the changelog position after it per partition
+        (the offset after this batch's last record there).
+
+        Raises DeliveryFailedError when the transaction did not commit. It is then aborted if
+        the producer can still abort; either way the batch must not be acked."""
+        try:
+            self.flush(timeout)  # serves the delivery reports: their offsets are the positions
+            while True:
+                try:
+                    self._producer.commit_transaction(timeout)
+                    break
+                except KafkaException as exc:
+                    if not exc.args[0].retriable():
+                        raise
+        except (KafkaException, DeliveryFailedError) as exc:
+            self._abort_after(exc)
+            raise DeliveryFailedError(f"transaction not committed: {exc}") from exc
+        return {p: offset + 1 for p, offset in self._changelog_last.items()}
+
+    def _abort_after(self, exc: Exception) -> None:
+        error = exc.args[0] if isinstance(exc, KafkaException) else None
+        if error is not None and error.fatal():
+            return  # the producer is unusable; the broker aborts on timeout or the next init
+        with contextlib.suppress(KafkaException):  # already failing: the commit error wins
+            self._producer.abort_transaction(30)

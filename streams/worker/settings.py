@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +21,8 @@ from streams.settings import (
     topics_from_env,
 )
 
-# exactly_once is refused: this worker's producer is not part of Faust's transactions
-# (docs/delivery.md); at-least-once with re-emission gives exact results downstream.
+# Faust's exactly_once is refused: the worker commits each batch's state and outputs in its own
+# Kafka transaction, and inputs at least once with re-emission (docs/delivery.md).
 GUARANTEES = ("at_least_once",)
 
 
@@ -43,6 +45,21 @@ class WorkerSettings:
     # RocksDB block cache per partition DB (Faust's default is 2 GiB per partition).
     rocksdb_block_cache_bytes: int = 16 * 1024 * 1024
     rocksdb_write_buffer_bytes: int = 8 * 1024 * 1024
+    # Each batch is one Kafka transaction under this id (derived when unset, see
+    # transactional_id()); a restart with the same id aborts what a killed run left open.
+    transactional_id: str | None = None
+    # How long an open transaction of a worker that died and does not come back holds back
+    # read_committed readers (the sink, state restores) before the broker aborts it.
+    transaction_timeout_ms: int = 10_000
+
+    @property
+    def effective_transactional_id(self) -> str:
+        """Stable for one worker: its host and its data directory (a StatefulSet pod keeps
+        both), so a restarted worker fences and aborts its own unfinished batch."""
+        if self.transactional_id:
+            return self.transactional_id
+        where = f"{socket.gethostname()}:{self.data_dir.resolve()}"
+        return f"{self.app_id}-worker-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
 
     def __post_init__(self) -> None:
         if self.processing_guarantee not in GUARANTEES:
@@ -51,6 +68,8 @@ class WorkerSettings:
                 "at_least_once (outputs are idempotent and the sink is exactly-once; see "
                 "docs/delivery.md)"
             )
+        if self.transaction_timeout_ms < 1_000:
+            raise ConfigError("RECON_TRANSACTION_TIMEOUT must be at least 1s")
         if self.partitions < 1 or self.batch_max < 1:
             raise ConfigError("partitions and batch size must be positive")
 
@@ -82,5 +101,9 @@ def worker_from_env(env: Mapping[str, str] | None = None) -> WorkerSettings:
         ),
         rocksdb_write_buffer_bytes=get_int(
             env, "RECON_ROCKSDB_WRITE_BUFFER_BYTES", d.rocksdb_write_buffer_bytes
+        ),
+        transactional_id=get_str(env, "RECON_TRANSACTIONAL_ID", "") or None,
+        transaction_timeout_ms=get_duration(
+            env, "RECON_TRANSACTION_TIMEOUT", d.transaction_timeout_ms
         ),
     )

@@ -3,6 +3,10 @@
 A reference must land on the same partition number in every topic (and in the state table's
 changelog), so all of them are created with one partition count. Adding partitions later remaps
 keys and strands open groups on their old partition: scaling needs a migration, not --alter.
+
+Two changelog topics exist per app: the state changelog the worker writes in transactions and
+restores from, and the one Faust requires its table to declare. Faust uses the latter only to
+assign and route the table's partitions; nothing is ever written to it (docs/delivery.md).
 """
 
 from __future__ import annotations
@@ -15,25 +19,44 @@ from confluent_kafka.cimpl import KafkaError, KafkaException, NewTopic
 from streams.worker.exceptions import TopologyError
 from streams.worker.settings import WorkerSettings, worker_from_env
 
+STATE_TABLE = "recon-state"
+
+
+def changelog_topic_name(settings: WorkerSettings) -> str:
+    """The state changelog: compacted, written in transactions, read read_committed."""
+    return f"{settings.app_id}-{STATE_TABLE}-changelog"
+
+
+def faust_changelog_topic_name(settings: WorkerSettings) -> str:
+    """What Faust's table declares as its changelog; it stays empty."""
+    return f"{settings.app_id}-{STATE_TABLE}-faust-changelog"
+
+
+def topic_names(settings: WorkerSettings) -> list[str]:
+    """Every topic of one app, inputs first."""
+    t = settings.topics
+    return [
+        t.payments,
+        t.ledger,
+        t.matched,
+        t.exceptions,
+        t.dlq,
+        changelog_topic_name(settings),
+        faust_changelog_topic_name(settings),
+    ]
+
 
 def topic_specs(settings: WorkerSettings, replication_factor: int) -> list[NewTopic]:
-    t = settings.topics
-    n = settings.partitions
-    plain = [t.payments, t.ledger, t.matched, t.exceptions, t.dlq]
-    from streams.worker.app import changelog_topic_name
-
-    specs = [
-        NewTopic(name, num_partitions=n, replication_factor=replication_factor) for name in plain
-    ]
-    specs.append(
+    compacted = {changelog_topic_name(settings), faust_changelog_topic_name(settings)}
+    return [
         NewTopic(
-            changelog_topic_name(settings),
-            num_partitions=n,
+            name,
+            num_partitions=settings.partitions,
             replication_factor=replication_factor,
-            config={"cleanup.policy": "compact"},
+            config={"cleanup.policy": "compact"} if name in compacted else {},
         )
-    )
-    return specs
+        for name in topic_names(settings)
+    ]
 
 
 def create_topics(settings: WorkerSettings, replication_factor: int = 1) -> dict[str, str]:

@@ -10,9 +10,8 @@ from worker_harness import OutputReader, WorkerProcess, unique_worker_settings
 
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.settings import KafkaSettings
-from streams.worker.app import changelog_topic_name
 from streams.worker.settings import WorkerSettings
-from streams.worker.topics import create_topics
+from streams.worker.topics import create_topics, topic_names
 
 # Timeouts fire within a run: a 1 h window over a simulation that spans many hours.
 TEST_MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)
@@ -23,9 +22,7 @@ def worker_settings(kafka: KafkaSettings, kafka_admin: AdminClient) -> Iterator[
     settings = unique_worker_settings(kafka, WorkerSettings(match=TEST_MATCH))
     create_topics(settings)
     yield settings
-    t = settings.topics
-    names = [t.payments, t.ledger, t.matched, t.exceptions, t.dlq, changelog_topic_name(settings)]
-    for future in kafka_admin.delete_topics(names, operation_timeout=30).values():
+    for future in kafka_admin.delete_topics(topic_names(settings), operation_timeout=30).values():
         with contextlib.suppress(Exception):
             future.result(timeout=30)
 

@@ -1,0 +1,135 @@
+"""Bring a partition's local RocksDB up to the end of its state changelog.
+
+The changelog is written in Kafka transactions (one per batch), so it is read ``read_committed``:
+records of aborted batches, such as one torn by a kill -9, are never applied. Faust's own
+recovery reads ``read_uncommitted`` and waits for the offset of the last record, which under
+transactions is a commit marker it never receives; that is why the worker restores its state
+itself (docs/delivery.md).
+
+Restoring starts at the position stored with the local state (the beginning when there is none)
+and ends at the partition's last stable offset, where librdkafka reports end of partition. Every
+chunk of records is written with its new position in one WriteBatch, so an interrupted restore
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from streams.settings import KafkaSettings
+from streams.state.base import KeyValueStore
+from streams.worker.changelog import changelog_position, position_change
+from streams.worker.exceptions import WorkerError
+
+
+class RestoreError(WorkerError):
+    """The local state cannot be brought in line with the changelog."""
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    partition: int
+    start: int | None  # None: no local position, read from the beginning
+    end: int
+    records: int
+
+
+def restore(
+    kafka: KafkaSettings,
+    topic: str,
+    stores: Mapping[int, KeyValueStore],
+    *,
+    timeout_s: float = 300.0,
+    chunk: int = 5_000,
+) -> list[Restored]:
+    """Apply every committed changelog record past each store's position; return what was read."""
+    if not stores:
+        return []
+    consumer = Consumer(
+        {
+            **kafka.confluent_config(),
+            "group.id": f"{topic}.restore",  # required by librdkafka; nothing is committed
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        return _restore(consumer, topic, stores, timeout_s, chunk)
+    finally:
+        consumer.close()
+
+
+def _restore(
+    consumer: Consumer,
+    topic: str,
+    stores: Mapping[int, KeyValueStore],
+    timeout_s: float,
+    chunk: int,
+) -> list[Restored]:
+    starts: dict[int, int | None] = {}
+    assignment = []
+    for partition, store in stores.items():
+        start = changelog_position(store)
+        # read_committed: the high watermark reported is the last stable offset.
+        _, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=30, cached=False
+        )
+        if start is not None and start > high:
+            raise RestoreError(
+                f"{topic}[{partition}]: local state is at offset {start} but the changelog ends "
+                f"at {high}; the topic was recreated or truncated. Delete the worker's data "
+                "directory for this partition and restart to rebuild it from the changelog."
+            )
+        starts[partition] = start
+        assignment.append(
+            TopicPartition(topic, partition, OFFSET_BEGINNING if start is None else start)
+        )
+    consumer.assign(assignment)
+    pending: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in stores}
+    counts = dict.fromkeys(stores, 0)
+    ends: dict[int, int] = {}
+    deadline = time.monotonic() + timeout_s
+
+    def write(partition: int, next_offset: int) -> None:
+        changes = pending[partition]
+        changes.append(position_change(next_offset))
+        stores[partition].write_many(changes)
+        pending[partition] = []
+
+    last: dict[int, int] = {}
+    while len(ends) < len(stores):
+        if time.monotonic() > deadline:
+            missing = sorted(set(stores) - set(ends))
+            raise RestoreError(f"{topic}: restore of partitions {missing} timed out")
+        for msg in consumer.consume(num_messages=chunk, timeout=1.0):
+            where = msg.partition()
+            assert where is not None
+            partition = where
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    end = msg.offset()
+                    assert end is not None
+                    if partition not in ends:
+                        write(partition, end)
+                        ends[partition] = end
+                    continue
+                raise RestoreError(f"{topic}[{partition}]: {err}")
+            key = msg.key()
+            if key is None:
+                continue  # not ours: the worker always writes keyed records
+            pending[partition].append((key, msg.value()))
+            counts[partition] += 1
+            offset = msg.offset()
+            assert offset is not None
+            last[partition] = offset
+        for partition, changes in pending.items():
+            if len(changes) >= chunk:
+                write(partition, last[partition] + 1)
+    return [Restored(p, starts[p], ends[p], counts[p]) for p in stores]
