@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -55,6 +56,7 @@ def env_for(
         "RECON_PARTITIONS": str(settings.partitions),
         "RECON_DATA_DIR": str(data_dir),
         "RECON_WEB_PORT": str(settings.web_port),
+        "RECON_SESSION_TIMEOUT": f"{settings.session_timeout_ms}ms",
         "RECON_MATCH_WINDOW": f"{m.match_window_ms}ms",
         "RECON_ALLOWED_LATENESS": f"{m.allowed_lateness_ms}ms",
         "RECON_RETENTION": f"{m.retention_ms}ms",
@@ -65,6 +67,32 @@ def env_for(
         "RECON_SINK_GROUP_ID": f"{settings.app_id}-sink",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def batches_done(port: int) -> float:
+    """Batches a worker has committed so far, from its /metrics (0 when it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("recon_batch_seconds_count")
+    )
+
+
+def wait_for_batches(port: int, at_least: float, timeout: float) -> float:
+    """Wait until the worker on ``port`` has committed ``at_least`` batches; return how many."""
+    deadline = time.monotonic() + timeout
+    seen = batches_done(port)
+    while seen < at_least:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"worker on port {port} committed {seen} batches, not {at_least}")
+        time.sleep(0.05)
+        seen = batches_done(port)
+    return seen
 
 
 @dataclass

@@ -78,6 +78,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=settings.session_timeout_ms / 1000,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
@@ -173,6 +174,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         if not stores:
             return
         started = time.perf_counter()
+        log.info("restoring partitions %s from %s", sorted(stores), changelog)
         done = await asyncio.get_running_loop().run_in_executor(
             None, lambda: restore(settings.kafka, changelog, stores)
         )

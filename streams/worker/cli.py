@@ -13,7 +13,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import faulthandler
+    import signal
+
     import faust
+
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: for a worker that seems stuck.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     from streams.worker.app import create_app
     from streams.worker.settings import worker_from_env

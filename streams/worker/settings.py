@@ -51,6 +51,9 @@ class WorkerSettings:
     # How long an open transaction of a worker that died and does not come back holds back
     # read_committed readers (the sink, state restores) before the broker aborts it.
     transaction_timeout_ms: int = 10_000
+    # How long the group waits for a worker that died without leaving (kill -9, lost node)
+    # before its partitions move: the pause a crash costs. Faust's default.
+    session_timeout_ms: int = 60_000
 
     @property
     def effective_transactional_id(self) -> str:
@@ -68,6 +71,9 @@ class WorkerSettings:
                 "at_least_once (outputs are idempotent and the sink is exactly-once; see "
                 "docs/delivery.md)"
             )
+        if not 6_000 <= self.session_timeout_ms <= 90_000:
+            # The broker's group.min.session.timeout.ms, and Faust's request timeout.
+            raise ConfigError("RECON_SESSION_TIMEOUT must be between 6s and 90s")
         if self.transaction_timeout_ms < 1_000:
             raise ConfigError("RECON_TRANSACTION_TIMEOUT must be at least 1s")
         if self.partitions < 1 or self.batch_max < 1:
@@ -103,6 +109,7 @@ def worker_from_env(env: Mapping[str, str] | None = None) -> WorkerSettings:
             env, "RECON_ROCKSDB_WRITE_BUFFER_BYTES", d.rocksdb_write_buffer_bytes
         ),
         transactional_id=get_str(env, "RECON_TRANSACTIONAL_ID", "") or None,
+        session_timeout_ms=get_duration(env, "RECON_SESSION_TIMEOUT", d.session_timeout_ms),
         transaction_timeout_ms=get_duration(
             env, "RECON_TRANSACTION_TIMEOUT", d.transaction_timeout_ms
         ),

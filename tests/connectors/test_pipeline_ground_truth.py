@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
 import time
 import uuid
@@ -11,7 +12,7 @@ from pathlib import Path
 import psycopg
 
 from streams.engine.config import HOUR_MS, MatchConfig
-from streams.pipeline import Pipeline, pipeline
+from streams.pipeline import Pipeline, pipeline, wait_for_batches
 from streams.settings import KafkaSettings
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate
@@ -62,7 +63,10 @@ def test_kill_9_of_worker_and_sink_still_gives_exact_rows(
     directory, so its state comes from the changelog, torn batches excluded."""
     sim = simulate(5000, seed=202, config=MATCH)
     truth = truth_of(sim)
-    base = WorkerSettings(kafka=kafka, match=MATCH, partitions=3, batch_max=200)
+    # A dead worker's partitions move after the session timeout: 10 s instead of Faust's 60 s.
+    base = WorkerSettings(
+        kafka=kafka, match=MATCH, partitions=3, batch_max=200, session_timeout_ms=10_000
+    )
     schema = f"t_{uuid.uuid4().hex[:10]}"
     with pipeline(base, database_url, tmp_path, schema) as pipe:
         worker = pipe.worker()
@@ -74,7 +78,12 @@ def test_kill_9_of_worker_and_sink_still_gives_exact_rows(
         )
         producing.start()
         for round_ in range(4):
-            time.sleep(1.0)
+            if round_ % 2 == 0:
+                # Mid-stream: the worker has committed batches and is in the middle of others.
+                wait_for_batches(pipe.settings.web_port, 3, timeout=150)
+                time.sleep(random.uniform(0, 0.5))
+            else:
+                time.sleep(1.0)
             victim = worker if round_ % 2 == 0 else sink
             assert victim.proc is not None
             victim.proc.kill()

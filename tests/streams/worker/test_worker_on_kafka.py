@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import time
 import urllib.request
@@ -13,6 +14,7 @@ from confluent_kafka import Producer
 from worker_harness import OutputReader, Outputs, WorkerProcess
 
 from conftest import TEST_MATCH
+from streams.pipeline import wait_for_batches
 from streams.simulate.encoding import heartbeat
 from streams.simulate.produce import produce, producer_config
 from streams.simulate.scenarios import START_MS, simulate
@@ -198,7 +200,9 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(
 ) -> None:
     sim = simulate(4000, seed=23, config=TEST_MATCH)
     truth = truth_of(sim)
-    worker = start_worker("w1", RECON_BATCH_MAX="200")
+    # A dead worker's partitions move after the session timeout: 10 s instead of Faust's 60 s.
+    crashy = {"RECON_BATCH_MAX": "200", "RECON_SESSION_TIMEOUT": "10s"}
+    worker = start_worker("w1", **crashy)
     import threading
 
     producing = threading.Thread(
@@ -208,11 +212,13 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(
     )
     producing.start()
     for round_ in range(3):
-        time.sleep(1.5)
+        # Mid-stream: the worker has committed batches and is in the middle of others.
+        wait_for_batches(worker.port, 3, timeout=150)
+        time.sleep(random.uniform(0, 0.5))
         worker.kill9()
         # The last restart is on an empty data directory: state comes from the changelog.
         name = "w1" if round_ < 2 else "w1-rebuilt"
-        worker = start_worker(name, RECON_BATCH_MAX="200")
+        worker = start_worker(name, **crashy)
     producing.join(120)
     out = outputs.read_until(_complete(truth), timeout=180)
     out = outputs.settle()
