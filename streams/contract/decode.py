@@ -30,6 +30,7 @@ import orjson
 import pycountry
 from fastavro import schemaless_reader
 
+from streams.contract.exceptions import SchemaRegistryUnavailableError
 from streams.contract.model import DeadLetter, Flow, Heartbeat, InputEvent, Side
 from streams.contract.registry import (
     SchemaRegistry,
@@ -307,10 +308,13 @@ class InputDecoder:
             self._by_fp[sv.fingerprint] = (sv.parsed, reader, side)
 
     def decode(self, side: Side, key: bytes | None, value: bytes | None, offset: int) -> Decoded:
-        """Decode and validate one record of input ``side``. Never raises for bad input."""
+        """Decode and validate one record of input ``side``. Never raises for bad input; raises
+        SchemaRegistryUnavailableError when the registry cannot say what the record is."""
         try:
             return self._decode(side, key, value, offset)
-        except Exception as exc:  # defensive: nothing escapes the contract boundary
+        except SchemaRegistryUnavailableError:
+            raise
+        except Exception as exc:  # defensive: no other error escapes the contract boundary
             return Rejection(RejectReason.BAD_VALUE, f"unexpected decoding error: {exc!r}")
 
     def _decode(self, side: Side, key: bytes | None, value: bytes | None, offset: int) -> Decoded:
@@ -434,11 +438,17 @@ class InputDecoder:
             schema = self._client.get_schema(schema_id)  # type: ignore[union-attr]
         except Exception as exc:
             status = getattr(exc, "http_status_code", None)
+            if status != 404:
+                # Down, overloaded, unreachable, or refusing our credentials: none of it says
+                # anything about the record, so it is retried, never dead-lettered.
+                raise SchemaRegistryUnavailableError(
+                    f"schema id {schema_id}: the schema registry did not answer: {exc}"
+                ) from exc
+            # The id does not exist: the record cannot be read; remember it.
             rejection = Rejection(
                 RejectReason.UNKNOWN_SCHEMA, f"schema id {schema_id} lookup failed: {exc}"
             )
-            if status == 404:  # definitely unknown: remember it; other errors may be transient
-                self._confluent[schema_id] = rejection
+            self._confluent[schema_id] = rejection
             return rejection
         entry: _ConfluentEntry | Rejection
         try:

@@ -1,8 +1,9 @@
 """Errors of the contract layer, all derived from :class:`streams.exceptions.ReconError`.
 
-Input decoding never raises these: it returns a :class:`streams.contract.decode.Rejection`.
-They are raised for programming or deployment errors (a bad ``.avsc``, an output record
-that cannot be encoded, bytes on an output topic that are not ours).
+Input decoding never raises these for bad input: it returns a
+:class:`streams.contract.decode.Rejection`. They are raised for programming or deployment errors
+(a bad ``.avsc``, an output record that cannot be encoded, bytes on an output topic that are not
+ours), and for a schema registry that cannot answer, which says nothing about the record.
 """
 
 from __future__ import annotations
@@ -24,3 +25,8 @@ class EncodeError(ContractError):
 
 class DecodeError(ContractError):
     """Bytes on an output topic are not a record of the expected schema."""
+
+
+class SchemaRegistryUnavailableError(ContractError):
+    """The schema registry did not answer a lookup (down, 5xx, timeout). The record may be fine:
+    it must be retried, not dead-lettered."""

@@ -25,6 +25,8 @@ from faust.types import TP
 from prometheus_client import generate_latest
 
 from streams.contract.codec import OutputCodec
+from streams.contract.decode import InputDecoder
+from streams.contract.exceptions import SchemaRegistryUnavailableError
 from streams.contract.model import Side
 from streams.engine.engine import MatchingEngine
 from streams.engine.progress import progress
@@ -65,6 +67,17 @@ def _broker_credentials(settings: WorkerSettings) -> Any:
 
         return ssl.create_default_context(cafile=k.ssl_cafile)
     return None
+
+
+def _decoder(settings: WorkerSettings) -> InputDecoder:
+    if not settings.schema_registry_url:
+        return InputDecoder()
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    conf = {"url": settings.schema_registry_url}
+    if settings.schema_registry_basic_auth:
+        conf["basic.auth.user.info"] = settings.schema_registry_basic_auth
+    return InputDecoder(schema_registry_client=SchemaRegistryClient(conf))
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
@@ -159,7 +172,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
         store = staged[partition] = StagedStore(local_store(partition), partition, sender.changelog)
         return store
 
-    processor = BatchProcessor(engine, settings.topics, settings.partitions, store_for)
+    processor = BatchProcessor(
+        engine, settings.topics, settings.partitions, store_for, decoder=_decoder(settings)
+    )
     # Partitions whose RocksDB is known to be at the end of the changelog since the last
     # rebalance; any other must be restored before its next batch.
     current: set[int] = set()
@@ -217,6 +232,23 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 metrics.WATERMARK.labels(str(partition)).set(watermark)
 
     async def process_batch(records: list[RawRecord]) -> BatchResult:
+        """Process a batch, retrying it whole while the schema registry does not answer: an
+        outage pauses the worker instead of dead-lettering records that may be fine."""
+        delay = 0.5
+        while True:
+            try:
+                return await process_batch_once(records)
+            except SchemaRegistryUnavailableError as exc:
+                # Nothing of the attempt is visible: its transaction is aborted and its state
+                # changes were only staged.
+                staged.clear()
+                await asyncio.get_running_loop().run_in_executor(None, sender.abort)
+                metrics.REGISTRY_RETRIES.inc()
+                log.warning("%s; retrying the batch in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def process_batch_once(records: list[RawRecord]) -> BatchResult:
         """Restore, process, commit the transaction, apply to RocksDB: then the batch may be
         acked (and so its input offsets committed by Faust)."""
         loop = asyncio.get_running_loop()

@@ -44,3 +44,8 @@ RESTORED_RECORDS = Counter(
     ["partition"],
     registry=REGISTRY,
 )
+REGISTRY_RETRIES = Counter(
+    "recon_schema_registry_retries_total",
+    "Batches retried because the schema registry did not answer",
+    registry=REGISTRY,
+)

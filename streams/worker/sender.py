@@ -140,6 +140,11 @@ class TransactionalSender(BatchSender):
             raise DeliveryFailedError(f"transaction not committed: {exc}") from exc
         return {p: offset + 1 for p, offset in self._changelog_last.items()}
 
+    def abort(self, timeout: float = 30) -> None:
+        """Abort the open transaction: none of its records become visible."""
+        self._producer.abort_transaction(timeout)
+        self._changelog_last = {}
+
     def _abort_after(self, exc: Exception) -> None:
         error = exc.args[0] if isinstance(exc, KafkaException) else None
         if error is not None and error.fatal():

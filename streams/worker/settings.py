@@ -54,6 +54,10 @@ class WorkerSettings:
     # How long the group waits for a worker that died without leaving (kill -9, lost node)
     # before its partitions move: the pause a crash costs. Faust's default.
     session_timeout_ms: int = 60_000
+    # A Confluent schema registry for inputs in the Confluent wire format (None: such records
+    # are dead-lettered UNKNOWN_SCHEMA). Basic auth as "user:password".
+    schema_registry_url: str | None = None
+    schema_registry_basic_auth: str | None = field(default=None, repr=False)
 
     @property
     def effective_transactional_id(self) -> str:
@@ -110,6 +114,8 @@ def worker_from_env(env: Mapping[str, str] | None = None) -> WorkerSettings:
         ),
         transactional_id=get_str(env, "RECON_TRANSACTIONAL_ID", "") or None,
         session_timeout_ms=get_duration(env, "RECON_SESSION_TIMEOUT", d.session_timeout_ms),
+        schema_registry_url=get_str(env, "SCHEMA_REGISTRY_URL", "") or None,
+        schema_registry_basic_auth=get_str(env, "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "") or None,
         transaction_timeout_ms=get_duration(
             env, "RECON_TRANSACTION_TIMEOUT", d.transaction_timeout_ms
         ),

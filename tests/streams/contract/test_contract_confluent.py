@@ -109,3 +109,49 @@ def test_without_client_confluent_is_unknown() -> None:
     result = InputDecoder().decode(Side.PAYMENT, b"k", b"\x00\x00\x00\x00\x01\x00", 0)
     assert isinstance(result, Rejection)
     assert result.reason is RejectReason.UNKNOWN_SCHEMA
+
+
+def test_a_registry_that_does_not_answer_is_an_error_not_a_rejection() -> None:
+    """An outage says nothing about the record: the worker retries it, never dead-letters it."""
+    from registry_stub import RegistryStub
+    from streams.contract.exceptions import SchemaRegistryUnavailableError
+
+    stub = RegistryStub()
+    try:
+        stub.schemas[7] = (SCHEMAS / "PaymentEvent" / "v1.avsc").read_text()
+        parsed = default_registry().current("PaymentEvent").parsed
+        import io
+
+        import fastavro
+
+        body = io.BytesIO()
+        fastavro.schemaless_writer(body, parsed, PAYMENT)
+        data = b"\x00" + (7).to_bytes(4, "big") + body.getvalue()
+        decoder = InputDecoder(schema_registry_client=sr.SchemaRegistryClient({"url": stub.url}))
+
+        stub.available = False
+        with pytest.raises(SchemaRegistryUnavailableError, match="schema id 7"):
+            decoder.decode(Side.PAYMENT, b"REF-1", data, 0)
+        # Not remembered as bad: once the registry is back, the same record decodes.
+        stub.available = True
+        result = decoder.decode(Side.PAYMENT, b"REF-1", data, 0)
+        assert isinstance(result, InputEvent), result
+        assert result.amount_minor == PAYMENT["amount_minor"]
+        # An id the registry does not know is a property of the record: dead-lettered.
+        unknown = b"\x00" + (8).to_bytes(4, "big") + body.getvalue()
+        rejected = decoder.decode(Side.PAYMENT, b"REF-1", unknown, 1)
+        assert isinstance(rejected, Rejection)
+        assert rejected.reason is RejectReason.UNKNOWN_SCHEMA
+    finally:
+        stub.close()
+
+
+def test_an_unreachable_registry_is_an_error_not_a_rejection() -> None:
+    from streams.contract.exceptions import SchemaRegistryUnavailableError
+
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused.
+    client = sr.SchemaRegistryClient({"url": "http://127.0.0.1:9", "max.retries": 0})
+    with pytest.raises(SchemaRegistryUnavailableError):
+        InputDecoder(schema_registry_client=client).decode(
+            Side.PAYMENT, b"k", b"\x00\x00\x00\x00\x05\x00", 0
+        )

@@ -336,3 +336,79 @@ def test_idle_timeout_heartbeats_a_silent_input(
     assert [(e.kind.value, e.payment_event_ids) for e in raised] == [
         ("MISSING_LEDGER", (f"{ref}-p",))
     ]
+
+
+def _confluent(schema_id: int, schema: str, datum: dict[str, object]) -> bytes:
+    """The Confluent wire format: magic byte, schema id, Avro body."""
+    import io
+
+    import fastavro
+
+    from streams.contract.registry import default_registry
+
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, default_registry().current(schema).parsed, datum)
+    return b"\x00" + schema_id.to_bytes(4, "big") + body.getvalue()
+
+
+def test_schema_registry_outage_pauses_the_worker_instead_of_dead_lettering(
+    worker_settings: WorkerSettings, start_worker: StartWorker, outputs: OutputReader
+) -> None:
+    from registry_stub import RegistryStub
+    from streams.contract.registry import default_schemas_dir
+
+    stub = RegistryStub()
+    try:
+        for schema_id, name in ((1, "PaymentEvent"), (2, "LedgerEvent"), (3, "Heartbeat")):
+            stub.schemas[schema_id] = (default_schemas_dir() / name / "v1.avsc").read_text()
+        stub.available = False
+        start_worker("w1", SCHEMA_REGISTRY_URL=stub.url)
+        t, ref = worker_settings.topics, "SR-OUTAGE-1"
+        event = {"event_id": "", "reference": ref, "amount_minor": 4_200, "currency": "EUR"}
+        t0 = START_MS
+        late = t0 + 2 * TEST_MATCH.allowed_lateness_ms
+        records = [
+            (
+                t.payments,
+                ref.encode(),
+                _confluent(
+                    1,
+                    "PaymentEvent",
+                    {**event, "event_id": "p1", "event_time": t0, "kind": "payment"},
+                ),
+                None,
+            ),
+            (
+                t.ledger,
+                ref.encode(),
+                _confluent(
+                    2,
+                    "LedgerEvent",
+                    {**event, "event_id": "l1", "event_time": t0 + 1, "direction": "credit"},
+                ),
+                None,
+            ),
+        ]
+        records += [
+            (topic, None, _confluent(3, "Heartbeat", {"event_time": late}), p)
+            for topic in (t.payments, t.ledger)
+            for p in range(worker_settings.partitions)
+        ]
+        _send(worker_settings, records)
+
+        deadline = time.monotonic() + 60
+        while stub.requests < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stub.requests >= 3, "the worker never asked the registry"
+        outputs.drain(2.0)
+        assert outputs.out.dead_letters == []  # an outage is not the records' fault
+        assert outputs.out.matches == []
+
+        stub.available = True
+        out = outputs.read_until(lambda o: len(o.matches) >= 1, timeout=90)
+        out = outputs.settle()
+        assert [(m.reference, m.rule.value) for m in out.matches] == [(ref, "exact")]
+        assert out.dead_letters == []
+        assert out.exceptions == []
+    finally:
+        stub.close()
