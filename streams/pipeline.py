@@ -69,18 +69,24 @@ def env_for(
     }
 
 
-def batches_done(port: int) -> float:
-    """Batches a worker has committed so far, from its /metrics (0 when it does not answer)."""
+def worker_metric(port: int, name: str) -> float:
+    """The sum of a worker's metric ``name`` over its labels, from its /metrics (0 when the
+    worker does not answer yet)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             text = response.read().decode()
     except OSError:
         return 0.0
     return sum(
-        float(line.split()[-1])
+        float(line.rsplit(" ", 1)[-1])
         for line in text.splitlines()
-        if line.startswith("recon_batch_seconds_count")
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ")
     )
+
+
+def batches_done(port: int) -> float:
+    """Batches a worker has committed so far."""
+    return worker_metric(port, "recon_batch_seconds_count")
 
 
 def wait_for_batches(port: int, at_least: float, timeout: float) -> float:

@@ -10,14 +10,12 @@ the worker's batch processor in-process, over memory stores, for the ratio.
 from __future__ import annotations
 
 import argparse
-import re
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
 from streams.engine.config import MatchConfig
-from streams.pipeline import pipeline
+from streams.pipeline import pipeline, worker_metric
 from streams.settings import TopicNames, database_url_from_env
 from streams.simulate.local import run_local
 from streams.simulate.produce import produce
@@ -25,16 +23,9 @@ from streams.simulate.scenarios import simulate
 from streams.simulate.truth import check, truth_of
 from streams.worker.settings import worker_from_env
 
-_RECORDS_IN = re.compile(rb"^recon_records_in_total\{[^}]*\} ([0-9.e+]+)$", re.M)
-_MATCHES = re.compile(rb"^recon_matches_total\{[^}]*\} ([0-9.e+]+)$", re.M)
-
 
 def _metrics(port: int) -> tuple[float, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        text = r.read()
-    return sum(float(v) for v in _RECORDS_IN.findall(text)), sum(
-        float(v) for v in _MATCHES.findall(text)
-    )
+    return worker_metric(port, "recon_records_in_total"), worker_metric(port, "recon_matches_total")
 
 
 def main() -> None:

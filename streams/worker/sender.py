@@ -102,9 +102,8 @@ class TransactionalSender(BatchSender):
         self._producer.init_transactions(timeout)
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._errors.append(err)
-        elif msg.topic() == self._changelog:
+        super()._on_delivery(err, msg)
+        if err is None and msg.topic() == self._changelog:
             partition, offset = msg.partition(), msg.offset()
             if (
                 partition is not None

@@ -14,8 +14,9 @@ from streams.contract.model import Flow, Heartbeat, InputEvent, Side
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    sr = pytest.importorskip("confluent_kafka.schema_registry")
-    sr_avro = pytest.importorskip("confluent_kafka.schema_registry.avro")
+    # Hard dependencies (confluent-kafka[schemaregistry]): a missing one fails, never skips.
+    import confluent_kafka.schema_registry as sr
+    import confluent_kafka.schema_registry.avro as sr_avro
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"

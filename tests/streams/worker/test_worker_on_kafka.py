@@ -14,7 +14,7 @@ from confluent_kafka import Producer
 from worker_harness import OutputReader, Outputs, WorkerProcess
 
 from conftest import TEST_MATCH
-from streams.pipeline import wait_for_batches
+from streams.pipeline import wait_for_batches, worker_metric
 from streams.simulate.encoding import heartbeat
 from streams.simulate.produce import produce, producer_config
 from streams.simulate.scenarios import START_MS, simulate
@@ -240,17 +240,7 @@ def test_two_workers_split_partitions_and_keep_the_truth(
     # Both members did work.
     for worker in (first, second):
         assert "reconcile" in worker.tail(400)
-    metrics = []
-    for worker in (first, second):
-        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=10) as r:
-            text = r.read().decode()
-        metrics.append(
-            sum(
-                float(line.split()[-1])
-                for line in text.splitlines()
-                if line.startswith("recon_records_in_total")
-            )
-        )
+    metrics = [worker_metric(w.port, "recon_records_in_total") for w in (first, second)]
     assert all(m > 0 for m in metrics), metrics
 
 
