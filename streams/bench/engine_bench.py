@@ -5,7 +5,7 @@ deterministic: each step opens a group (one payment) and closes the group opened
 before (one ledger credit, split in two one time in ten), so about G groups stay open. The two
 inputs are interleaved in blocks of 1000, like a consumer's fetches. It prints events/s for
 the memory store and for rocksdict (temporary directory), each per item and through the
-batching overlay flushed every 1000 items (with ``on_committed`` after each batch).
+batching overlay flushed every 1000 items.
 """
 
 from __future__ import annotations
@@ -84,11 +84,6 @@ def run_once(label: str, store: KeyValueStore, items: list[Item], batched: bool)
         for start in range(0, len(items), BLOCK):
             batch = items[start : start + BLOCK]
             total.extend(engine.on_batch(store, 0, batch))
-            # As the worker would: outputs sent, offsets committed, outbox pruned.
-            for side in (Side.PAYMENT, Side.LEDGER):
-                offsets = [i.offset for i in batch if i.side is side]
-                if offsets:
-                    engine.on_committed(store, 0, side, max(offsets) + 1)
             store.flush()
     else:
         for item in items:

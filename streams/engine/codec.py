@@ -3,13 +3,13 @@
 Layouts (positional JSON arrays; sides and flows as the small codes of :mod:`.keys`):
 
 * meta ``W``: ``[partition, ledger_max, payment_max, watermark, ledger_offset, payment_offset,
-  ledger_pruned, payment_pruned]`` (times ``null`` until seen, offsets ``-1`` until seen; pruned:
-  the outbox holds no entry below this offset, from :meth:`MatchingEngine.on_committed`)
+  swept]`` (times ``null`` until seen, offsets ``-1`` until seen; swept: nothing due below this
+  event time is left unapplied, equal to the watermark unless a sweep paused on its budget).
+  The 8-element form of earlier versions (two outbox offsets instead of swept) still decodes.
 * buffered event ``B``: ``[side, event_id, reference, amount, currency, time, flow, offset]``
 * group ``G``: ``[exception_id|null, deadline|null, payment_members, ledger_members]`` where a
   member is ``[event_id, amount, time]`` in applied order
 * exception ``X``: ``[exception_record, [group_id_hex, ...]]``
-* outbox ``O``: ``[["m", match_record] | ["x", exception_record], ...]`` in emission order
 * purge ``R`` of a match: ``[[side, event_id], ...]``; other purges: empty value
 
 Records are arrays of their dataclass fields in declaration order. Amounts are ints: orjson
@@ -29,8 +29,6 @@ from streams.contract.model import (
     ExceptionRecord,
     ExceptionStatus,
     Flow,
-    MatchRecord,
-    Rule,
     Side,
 )
 from streams.engine.exceptions import CorruptStateError
@@ -54,19 +52,21 @@ class Meta:
     max_time: list[int | None]  # by side code
     watermark: int | None
     offsets: list[int]  # highest applied input offset, by side code
-    pruned: list[int]  # outbox entries below this offset are gone, by side code
+    # Nothing due (buffered event, deadline, purge) below this time is left: the watermark,
+    # unless the last sweep stopped on its step budget and resumes at the next call.
+    swept: int | None
 
 
 def encode_meta(meta: Meta) -> bytes:
-    return orjson.dumps(
-        [meta.partition, *meta.max_time, meta.watermark, *meta.offsets, *meta.pruned]
-    )
+    return orjson.dumps([meta.partition, *meta.max_time, meta.watermark, *meta.offsets, meta.swept])
 
 
 def decode_meta(raw: bytes) -> Meta:
     v = _loads(raw, "meta")
     try:
-        return Meta(int(v[0]), [v[1], v[2]], v[3], [int(v[4]), int(v[5])], [int(v[6]), int(v[7])])
+        # 8 elements: written before sweeps could pause (always complete: swept = watermark).
+        swept = v[3] if len(v) == 8 else v[6]
+        return Meta(int(v[0]), [v[1], v[2]], v[3], [int(v[4]), int(v[5])], swept)
     except _DECODE_ERRORS as exc:
         raise CorruptStateError(f"bad meta record {v!r}") from exc
 
@@ -136,31 +136,6 @@ def decode_group(gid: bytes, raw: bytes) -> Group:
         raise CorruptStateError(f"bad group record {v!r}") from exc
 
 
-def match_to_list(r: MatchRecord) -> list[Any]:
-    return [
-        r.match_id,
-        r.reference,
-        r.flow.value,
-        r.rule.value,
-        r.currency,
-        r.payment_amount_minor,
-        r.ledger_amount_minor,
-        r.difference_minor,
-        r.payment_event_ids,
-        r.ledger_event_ids,
-        r.first_event_time_ms,
-        r.matched_at_ms,
-        r.exception_id,
-    ]
-
-
-def match_from_list(v: list[Any]) -> MatchRecord:
-    return MatchRecord(
-        v[0], v[1], Flow(v[2]), Rule(v[3]), v[4], v[5], v[6], v[7],
-        tuple(v[8]), tuple(v[9]), v[10], v[11], v[12],
-    )  # fmt: skip
-
-
 def exception_to_list(r: ExceptionRecord) -> list[Any]:
     return [
         r.exception_id,
@@ -197,28 +172,6 @@ def decode_exception(raw: bytes) -> tuple[ExceptionRecord, list[bytes]]:
         return exception_from_list(v[0]), [bytes.fromhex(h) for h in v[1]]
     except _DECODE_ERRORS as exc:
         raise CorruptStateError(f"bad exception record {v!r}") from exc
-
-
-def encode_outbox(matches: list[MatchRecord], exceptions: list[ExceptionRecord]) -> bytes:
-    return orjson.dumps(
-        [["m", match_to_list(m)] for m in matches]
-        + [["x", exception_to_list(e)] for e in exceptions]
-    )
-
-
-def decode_outbox(raw: bytes) -> tuple[list[MatchRecord], list[ExceptionRecord]]:
-    v = _loads(raw, "outbox")
-    matches: list[MatchRecord] = []
-    exceptions: list[ExceptionRecord] = []
-    try:
-        for tag, fields in v:
-            if tag == "m":
-                matches.append(match_from_list(fields))
-            else:
-                exceptions.append(exception_from_list(fields))
-    except _DECODE_ERRORS as exc:
-        raise CorruptStateError("bad outbox record") from exc
-    return matches, exceptions
 
 
 def encode_purge_members(members: Iterable[tuple[int, str]]) -> bytes:

@@ -81,3 +81,21 @@ def resolved_detail(original: str, match_id: str, resolved_at_ms: int) -> str:
     return (
         f"Resolved at event time {resolved_at_ms} by late match {match_id}. Originally: {original}"
     )
+
+
+def parked_detail(
+    *, kind: ExceptionKind, side: Side, event_id: str, reference: str, amount: int,
+    currency: str, group_events: int, group_sum: int, limit: int,
+) -> str:  # fmt: skip
+    if kind is ExceptionKind.AMOUNT_OVERFLOW:
+        why = (
+            f"would take the {side.value} sum of its group ({group_sum} over {group_events} "
+            f"event(s)) beyond {limit}, the largest amount the contract can carry"
+        )
+    else:
+        why = f"would take its group beyond {limit} events (it holds {group_events})"
+    return (
+        f"The {side.value} event {event_id!r} (reference {reference!r}, {amount} {currency} "
+        f"minor units) {why}; it was not applied and is reported alone. Reconcile this "
+        f"reference by hand, or resend the events under distinct references."
+    )

@@ -4,20 +4,29 @@ All state lives in a :class:`~streams.state.base.KeyValueStore`, one per input p
 layout in :mod:`streams.engine.keys`, values in :mod:`streams.engine.codec`). Processing one
 input record:
 
-1. An offset at or below the highest applied offset of its side is a Kafka redelivery: the
-   outputs recorded for it in the outbox are returned again, and nothing else happens.
+1. An offset at or below the highest applied offset of its side is a Kafka redelivery: it is
+   skipped. (The caller persists a call's state changes and sends its outputs atomically, so
+   the outputs of a redelivered input were sent with the state that marks it applied.)
 2. An event is checked against the duplicate index (drop, or DUPLICATE_CONFLICT), then either
    applied at once (already behind the watermark: late) or put in the event-time buffer.
 3. Its side's greatest event time moves; the watermark (min over sides minus lateness) follows.
 4. The sweep applies what the watermark passed, in event-time order: buffered events by
    (time, ledger before payment, offset), with group deadlines and retention purges at time T
-   running after the events at T. Each index is read from its start up to the watermark only.
-5. The outputs are stored in the outbox under the input's offset.
+   running after the events at T. Each index is read from its floor up to the watermark only.
+
+The sweep takes one step per released event, fired deadline or purge. A call may bound its
+steps: a released backlog then goes out over several calls, each with bounded state changes
+and outputs, the sweep's place kept in the state (``Meta.swept``) between them.
+
+An event its group cannot take (its side's sum would pass the contract's 2^63-1, or the group
+would pass ``max_group_events``) is reported alone as AMOUNT_OVERFLOW or GROUP_LIMIT and not
+applied, so no state value and no output grows without bound and no sum leaves Avro's long.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import islice
 
 from streams.contract.model import (
     ExceptionKind,
@@ -32,8 +41,8 @@ from streams.contract.model import (
 from streams.engine import codec, keys
 from streams.engine.closing import find_pair, find_pair_with_last
 from streams.engine.codec import Buffered, Group, Member, Meta
-from streams.engine.config import MatchConfig
-from streams.engine.details import conflict_detail, resolved_detail, timeout_detail
+from streams.engine.config import MAX_SUM, MatchConfig
+from streams.engine.details import conflict_detail, parked_detail, resolved_detail, timeout_detail
 from streams.engine.exceptions import CorruptStateError, InvalidInputError, PartitionMismatchError
 from streams.engine.ids import conflict_id, exception_id, match_id
 from streams.engine.views import (
@@ -53,6 +62,12 @@ _LED = keys.SIDE_CODE[Side.LEDGER]
 _BUFFER_END = prefix_end(keys.BUFFER)
 _GROUP_END = prefix_end(keys.GROUP)
 _EXCEPTION_END = prefix_end(keys.EXCEPTION)
+# Buffered events read per scan of a sweep: a released backlog is never in memory whole.
+_SWEEP_PAGE = 1024
+
+
+class _Paused(Exception):  # noqa: N818 - control flow within the engine, never raised out
+    """The call's step budget ran out: the sweep stops where it is and resumes next call."""
 
 
 class MatchingEngine:
@@ -86,58 +101,62 @@ class MatchingEngine:
         # the end (or to just before a late event or a known id, which must see it done).
         self._swept_to: int | None = None
         self._timers_dirty = False  # a late event may have scheduled timers already due
+        self._budget: int | None = None  # sweep steps left in this call (None: unbounded)
 
     # ------------------------------------------------------------------ public API
 
     def on_item(self, store: KeyValueStore, partition: int, item: Item) -> EngineOutput:
         return self.on_batch(store, partition, (item,))
 
-    def on_batch(self, store: KeyValueStore, partition: int, items: Iterable[Item]) -> EngineOutput:
+    def on_batch(
+        self,
+        store: KeyValueStore,
+        partition: int,
+        items: Iterable[Item],
+        budget: int | None = None,
+    ) -> EngineOutput:
         """Process items in order, with the same final state and the same set of outputs as
-        ``on_item`` on each in turn. The watermark sweep runs once, at the end of the batch,
-        so outputs it releases are recorded for redelivery under the batch's last input."""
+        ``on_item`` on each in turn. The watermark sweep is deferred to the end of the call
+        (or to just before a late event or a known id, which must see it done).
+
+        ``budget`` bounds the sweep's steps in this call. When it runs out, the call returns
+        with ``paused`` set and ``consumed`` < len(items) or a sweep left to finish: call again
+        with the items not consumed (or none) to go on. Without a budget a call never pauses.
+        """
         out = EngineOutput()
         meta = self._load_meta(store, partition)
         before = codec.encode_meta(meta)
-        # The previous call ended with a full sweep: nothing due is left below the watermark.
-        self._floor_deadline = self._floor_retention = self._swept_to = meta.watermark
+        # Nothing due is left below meta.swept (the watermark, unless the last sweep paused).
+        self._floor_deadline = self._floor_retention = self._swept_to = meta.swept
         self._next_deadline = self._next_retention = None
         self._timers_dirty = False
+        self._budget = budget
         self._buffered = {}
         self._groups = {}
-        last: Item | None = None
         try:
             for item in items:
-                if self._process(store, meta, item, out):
-                    last = item
-            if last is not None and self._sweep_pending(meta):
-                marks = len(out.matches), len(out.exceptions)
-                self._sweep(store, meta, out)
-                self._record_outbox(store, last, out, marks)
+                if not self._process(store, meta, item, out):
+                    break
+                out.consumed += 1
+            else:
+                if self._sweep_pending(meta):
+                    self._sweep(store, meta, out)
         finally:
             # Items processed before a failure stay applied, so their offsets must be kept.
+            out.paused = self._sweep_pending(meta)
+            meta.swept = self._resume_point(meta) if out.paused else meta.watermark
             after = codec.encode_meta(meta)
             if after != before:
                 store.put(keys.META, after)
             self._buffered = {}
             self._groups = {}
+            self._budget = None
         return out
 
-    def on_committed(self, store: KeyValueStore, partition: int, side: Side, offset: int) -> int:
-        """Forget outbox entries of ``side`` below ``offset``, Kafka's committed offset (the
-        next offset to read: every input before it has had its outputs sent). Returns how many
-        entries were dropped."""
+    def pending(self, store: KeyValueStore, partition: int) -> bool:
+        """Whether a sweep paused on its budget is left to finish (call ``on_batch`` again)."""
         meta = self._load_meta(store, partition)
-        code = keys.SIDE_CODE[side]
-        if offset <= meta.pruned[code]:
-            return 0
-        start = keys.outbox_key(side, meta.pruned[code])
-        stale = [k for k, _ in store.scan(start, keys.outbox_key(side, offset))]
-        for key in stale:
-            store.delete(key)
-        meta.pruned[code] = offset
-        store.put(keys.META, codec.encode_meta(meta))
-        return len(stale)
+        return meta.swept != meta.watermark
 
     def lookup(self, store: KeyValueStore, reference: str) -> list[GroupView]:
         """Open and raised groups of one reference, by (flow, currency)."""
@@ -185,7 +204,7 @@ class MatchingEngine:
     def _load_meta(self, store: KeyValueStore, partition: int) -> Meta:
         raw = store.get(keys.META)
         if raw is None:
-            return Meta(partition, [None, None], None, [-1, -1], [0, 0])
+            return Meta(partition, [None, None], None, [-1, -1], None)
         meta = codec.decode_meta(raw)
         if meta.partition != partition:
             raise PartitionMismatchError(
@@ -194,52 +213,52 @@ class MatchingEngine:
         return meta
 
     def _process(self, store: KeyValueStore, meta: Meta, item: Item, out: EngineOutput) -> bool:
-        """Handle one input; False if it was a redelivery (outputs re-emitted only)."""
+        """Handle one input; False when it must wait for a sweep that paused on the budget
+        (nothing of it is applied then)."""
         code = keys.SIDE_CODE[item.side]
         if isinstance(item, InputEvent):
             _validate(item)
         if item.offset <= meta.offsets[code]:
             out.replays += 1
-            raw = store.get(keys.outbox_key(item.side, item.offset))
-            if raw is not None:
-                matches, exceptions = codec.decode_outbox(raw)
-                out.matches.extend(matches)
-                out.exceptions.extend(exceptions)
-            return False
-        marks = len(out.matches), len(out.exceptions)
-        meta.offsets[code] = item.offset
+            return True
         if isinstance(item, InputEvent):
+            ukey = keys.dedupe_key(item.side, item.event_id)
+            known = store.get(ukey)
+            late = meta.watermark is not None and item.event_time_ms < meta.watermark
+            if (known is not None or late) and self._sweep_pending(meta):
+                # What on_item would have released before it: a late event comes after what
+                # the watermark passed, and a pending retention purge may forget a known id.
+                if not self._sweep(store, meta, out):
+                    return False
+                known = store.get(ukey)
             out.events += 1
-            self._on_event(store, meta, item, out)
+            self._on_event(store, meta, item, ukey, known, late, out)
         else:
             out.heartbeats += 1
+        meta.offsets[code] = item.offset
         seen = meta.max_time[code]
         if seen is None or item.event_time_ms > seen:
             meta.max_time[code] = item.event_time_ms
         self._advance_watermark(meta)
-        self._record_outbox(store, item, out, marks)
         return True
-
-    def _record_outbox(
-        self, store: KeyValueStore, item: Item, out: EngineOutput, marks: tuple[int, int]
-    ) -> None:
-        """Keep the outputs produced since ``marks`` under the input's offset (added to what
-        is there already), so that a redelivery of that offset re-emits them."""
-        if len(out.matches) == marks[0] and len(out.exceptions) == marks[1]:
-            return
-        matches, exceptions = out.matches[marks[0] :], out.exceptions[marks[1] :]
-        key = keys.outbox_key(item.side, item.offset)
-        raw = store.get(key)
-        if raw is not None:
-            old_matches, old_exceptions = codec.decode_outbox(raw)
-            matches, exceptions = old_matches + matches, old_exceptions + exceptions
-        store.put(key, codec.encode_outbox(matches, exceptions))
-        payload = bytes([keys.SIDE_CODE[item.side]]) + item.offset.to_bytes(8, "big")
-        expiry = item.event_time_ms + self.config.retention_ms
-        self._put_retention(store, expiry, keys.PURGE_OUTBOX, payload)
 
     def _sweep_pending(self, meta: Meta) -> bool:
         return meta.watermark != self._swept_to or self._timers_dirty
+
+    def _resume_point(self, meta: Meta) -> int | None:
+        """Where a paused sweep resumes: below every index's floor (nothing due below it)."""
+        floors = (self._swept_to, self._floor_deadline, self._floor_retention)
+        if meta.watermark is None or None in floors:
+            return None  # an index not read yet: resume from its start
+        return min(t for t in floors if t is not None)
+
+    def _spend(self) -> None:
+        """Take one sweep step from the call's budget; pause the sweep when none is left."""
+        budget = self._budget
+        if budget is not None:
+            if budget <= 0:
+                raise _Paused
+            self._budget = budget - 1
 
     def _advance_watermark(self, meta: Meta) -> None:
         pay, led = meta.max_time[_PAY], meta.max_time[_LED]
@@ -250,14 +269,15 @@ class MatchingEngine:
             meta.watermark = candidate
 
     def _on_event(
-        self, store: KeyValueStore, meta: Meta, ev: InputEvent, out: EngineOutput
+        self,
+        store: KeyValueStore,
+        meta: Meta,
+        ev: InputEvent,
+        ukey: bytes,
+        known: bytes | None,
+        late: bool,
+        out: EngineOutput,
     ) -> None:
-        ukey = keys.dedupe_key(ev.side, ev.event_id)
-        known = store.get(ukey)
-        if known is not None and self._sweep_pending(meta):
-            # A pending retention purge may forget this id: catch up as on_item would have.
-            self._sweep(store, meta, out)
-            known = store.get(ukey)
         if known is not None:
             if known == ev.content_hash:
                 out.duplicates_dropped += 1
@@ -270,10 +290,8 @@ class MatchingEngine:
             ev.side, ev.event_id, ev.reference, ev.amount_minor, ev.currency,
             ev.event_time_ms, ev.flow, ev.offset,
         )  # fmt: skip
-        if meta.watermark is not None and ev.event_time_ms < meta.watermark:
-            out.late_events += 1
-            if self._sweep_pending(meta):
-                self._sweep(store, meta, out)  # what on_item would have released before it
+        if late:
+            out.late_events += 1  # the sweep before it ran in _process
             self._apply(store, buffered, out)
             self._timers_dirty = True
         else:
@@ -311,26 +329,41 @@ class MatchingEngine:
 
     # ------------------------------------------------------------------ event-time sweep
 
-    def _sweep(self, store: KeyValueStore, meta: Meta, out: EngineOutput) -> None:
-        """Apply what the watermark passed. Events are buffered only at or after the watermark
-        of their arrival, so the buffer holds nothing below the last sweep's watermark."""
-        if meta.watermark is None:
-            return
-        previous, self._swept_to = self._swept_to, meta.watermark
-        self._timers_dirty = False
-        self._sweep_bound = meta.watermark
-        start = keys.BUFFER if previous is None else keys.BUFFER + keys.time_bytes(previous)
-        due = list(store.scan(start, keys.BUFFER + keys.time_bytes(meta.watermark)))
+    def _sweep(self, store: KeyValueStore, meta: Meta, out: EngineOutput) -> bool:
+        """Apply what the watermark passed, until the call's step budget runs out (then return
+        False: what is left stays in the indexes, above their floors). Events are buffered only
+        at or after the watermark of their arrival, so the buffer holds nothing due below the
+        last sweep's place."""
+        target = meta.watermark
+        if target is None:
+            return True
+        self._sweep_bound = target
+        end = keys.BUFFER + keys.time_bytes(target)
         pending = self._buffered
-        for key, raw in due:
-            ev = pending.pop(key, None)
-            if ev is None:
-                ev = codec.decode_buffered(raw)
-            self._run_timers(store, ev.event_time_ms, out)
-            store.delete(key)
-            out.released += 1
-            self._apply(store, ev, out)
-        self._run_timers(store, meta.watermark, out)
+        try:
+            while True:
+                floor = self._swept_to
+                start = keys.BUFFER if floor is None else keys.BUFFER + keys.time_bytes(floor)
+                page = list(islice(store.scan(start, end), _SWEEP_PAGE))
+                for key, raw in page:
+                    ev = pending.get(key)
+                    if ev is None:
+                        ev = codec.decode_buffered(raw)
+                    self._run_timers(store, ev.event_time_ms, out)
+                    self._spend()
+                    pending.pop(key, None)
+                    store.delete(key)
+                    out.released += 1
+                    self._apply(store, ev, out)
+                    self._swept_to = ev.event_time_ms
+                if len(page) < _SWEEP_PAGE:
+                    break
+            self._run_timers(store, target, out)
+        except _Paused:
+            return False
+        self._swept_to = target
+        self._timers_dirty = False
+        return True
 
     def _run_timers(self, store: KeyValueStore, before: int, out: EngineOutput) -> None:
         """Fire deadlines and retention purges whose time is < ``before``, in time order (a
@@ -351,21 +384,24 @@ class MatchingEngine:
                 d_start = keys.DEADLINE if fd is None else keys.DEADLINE + keys.time_bytes(fd)
                 deadline = store.first(d_start, keys.DEADLINE + bound)
                 nd = upper if deadline is None else keys.time_from(deadline[0][1:9])
-                self._next_deadline = nd
+                # Read from the floor up: nothing is below nd, which is the new floor.
+                self._next_deadline = self._floor_deadline = nd
             if nr is None or nr < before:
                 fr = self._floor_retention
                 r_start = keys.RETENTION if fr is None else keys.RETENTION + keys.time_bytes(fr)
                 purge = store.first(r_start, keys.RETENTION + bound)
                 nr = upper if purge is None else keys.time_from(purge[0][1:9])
-                self._next_retention = nr
+                self._next_retention = self._floor_retention = nr
             if nd < before and (nr >= before or nd <= nr):
                 assert deadline is not None  # nd < before: just read
                 key = deadline[0]
+                self._spend()
                 self._floor_deadline = nd  # everything earlier has fired
                 self._expire(store, key[9:], nd, out)
             elif nr < before:
                 assert purge is not None
                 key, raw = purge
+                self._spend()
                 self._floor_retention = nr
                 store.delete(key)
                 self._purge(store, key[9:10], key[10:], raw)
@@ -423,7 +459,16 @@ class MatchingEngine:
         gid = keys.group_id(ev.reference, ev.flow, ev.currency)
         g = self._load_group(store, gid) or Group(gid, None, None, [], [])
         is_pay = ev.side is Side.PAYMENT
-        g.members(ev.side).append((ev.event_id, ev.amount_minor, ev.event_time_ms))
+        members = g.members(ev.side)
+        size = len(g.payments) + len(g.ledgers)
+        if size >= self.config.max_group_events:
+            self._park(store, ev, ExceptionKind.GROUP_LIMIT, size, 0, out)
+            return
+        side_sum = sum(m[1] for m in members)
+        if side_sum + ev.amount_minor > MAX_SUM:
+            self._park(store, ev, ExceptionKind.AMOUNT_OVERFLOW, len(members), side_sum, out)
+            return
+        members.append((ev.event_id, ev.amount_minor, ev.event_time_ms))
         pair = find_pair_with_last(
             self.config, [m[1] for m in g.payments], [m[1] for m in g.ledgers], is_pay
         )
@@ -431,6 +476,67 @@ class MatchingEngine:
             self._close(store, g, pair, ev.event_time_ms, out)
             pair = find_pair(self.config, [m[1] for m in g.payments], [m[1] for m in g.ledgers])
         self._save_group(store, g)
+
+    def _park(
+        self,
+        store: KeyValueStore,
+        ev: Buffered,
+        kind: ExceptionKind,
+        group_events: int,
+        group_sum: int,
+        out: EngineOutput,
+    ) -> None:
+        """Report an event its group cannot take, alone, as an open exception; it is not
+        applied. Its id stays in the duplicate index until retention, so a redelivered copy
+        is dropped, not reported again."""
+        is_pay = ev.side is Side.PAYMENT
+        ids = (ev.event_id,)
+        pay_ids, led_ids = (ids, ()) if is_pay else ((), ids)
+        xid = exception_id(
+            kind=kind,
+            reference=ev.reference,
+            flow=ev.flow,
+            currency=ev.currency,
+            ledger_currency=None,
+            payment_ids=pay_ids,
+            ledger_ids=led_ids,
+        )
+        limit = MAX_SUM if kind is ExceptionKind.AMOUNT_OVERFLOW else self.config.max_group_events
+        out.parked += 1
+        out.exceptions.append(
+            ExceptionRecord(
+                exception_id=xid,
+                reference=ev.reference,
+                flow=ev.flow,
+                kind=kind,
+                status=ExceptionStatus.OPEN,
+                currency=ev.currency,
+                ledger_currency=None,
+                payment_amount_minor=ev.amount_minor if is_pay else 0,
+                ledger_amount_minor=0 if is_pay else ev.amount_minor,
+                payment_event_ids=pay_ids,
+                ledger_event_ids=led_ids,
+                raised_at_ms=ev.event_time_ms,
+                resolved_at_ms=None,
+                detail=parked_detail(
+                    kind=kind,
+                    side=ev.side,
+                    event_id=ev.event_id,
+                    reference=ev.reference,
+                    amount=ev.amount_minor,
+                    currency=ev.currency,
+                    group_events=group_events,
+                    group_sum=group_sum,
+                    limit=limit,
+                ),
+            )
+        )
+        # A match's purge entry forgets its members' ids; this one forgets the parked id.
+        member = [(keys.SIDE_CODE[ev.side], ev.event_id)]
+        expiry = ev.event_time_ms + self.config.retention_ms
+        self._put_retention(
+            store, expiry, keys.PURGE_MATCH, xid.encode(), codec.encode_purge_members(member)
+        )
 
     def _close(
         self, store: KeyValueStore, g: Group, pair: tuple[int, int], now: int, out: EngineOutput
@@ -631,7 +737,7 @@ class MatchingEngine:
         if kind == keys.PURGE_MATCH:
             for code, event_id in codec.decode_purge_members(raw):
                 store.delete(keys.dedupe_key_code(code, event_id))
-        elif kind == keys.PURGE_OUTBOX:
+        elif kind == keys.PURGE_OUTBOX:  # written by versions with an outbox
             store.delete(keys.OUTBOX + payload)
         elif kind == keys.PURGE_EXCEPTION:
             xid = payload.decode()

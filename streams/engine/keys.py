@@ -14,10 +14,13 @@ prefix     rest of the key                                  value (see :mod:`str
 ``D``      deadline time, group id                          empty (deadline index of open groups)
 ``U``      side, event id (UTF-8)                           content hash (duplicate index)
 ``X``      exception id (hex)                               a raised exception and its group ids
-``R``      expiry time, ``M`` match id | ``X`` exception    what to purge (retention index)
-           id | ``O`` side offset u64
-``O``      side, offset u64                                 output records of that input (outbox)
+``R``      expiry time, ``M`` match id | ``X`` exception    what to purge (retention index): ``M``
+           id | ``O`` side offset u64                       also forgets the ids of parked events
 =========  ===============================================  =========================================
+
+``O`` (an outbox of outputs per input offset) and its ``R ... O`` purges are only found in state
+written by versions before each batch became one Kafka transaction; they are purged as they
+expire.
 
 A group id is ``len16(reference) reference flow-byte len16(currency) currency``, so the groups
 of one reference (and of one reference and flow) share a key prefix: the reference index is a
@@ -54,7 +57,6 @@ CODE_FLOW: dict[int, Flow] = {code: flow for flow, code in FLOW_CODE.items()}
 # The one-byte forms of the codes, for building keys without a bytes([...]) per key.
 _SIDE_BYTE: dict[Side, bytes] = {side: bytes([code]) for side, code in SIDE_CODE.items()}
 _DEDUPE_SIDE: dict[Side, bytes] = {side: DEDUPE + b for side, b in _SIDE_BYTE.items()}
-_OUTBOX_SIDE: dict[Side, bytes] = {side: OUTBOX + b for side, b in _SIDE_BYTE.items()}
 
 
 def time_bytes(t: int) -> bytes:
@@ -125,10 +127,6 @@ def dedupe_key_code(side_code: int, event_id: str) -> bytes:
 
 def exception_key(exception_id: str) -> bytes:
     return EXCEPTION + exception_id.encode()
-
-
-def outbox_key(side: Side, offset: int) -> bytes:
-    return _OUTBOX_SIDE[side] + offset.to_bytes(8, "big")
 
 
 def retention_key(expiry: int, kind: bytes, payload: bytes) -> bytes:

@@ -21,18 +21,25 @@ class EngineOutput:
     late_events: int = 0  # events already behind the watermark, applied at once
     duplicates_dropped: int = 0  # same (side, event_id), same content hash
     conflicts: int = 0  # same (side, event_id), different content hash
-    replays: int = 0  # inputs at or below the applied offset: outputs re-emitted from the outbox
+    replays: int = 0  # inputs at or below the applied offset (Kafka redeliveries): skipped
     deadlines_fired: int = 0
-    purged: int = 0  # retention purges carried out (matches, exceptions, outbox entries)
+    purged: int = 0  # retention purges carried out
+    parked: int = 0  # events their group could not take (AMOUNT_OVERFLOW, GROUP_LIMIT)
+    # Not counters: how many of the call's items were taken, and whether the sweep stopped on
+    # its step budget (the next call, with the items not taken, resumes it).
+    consumed: int = 0
+    paused: bool = False
 
     def extend(self, other: EngineOutput) -> None:
         self.matches.extend(other.matches)
         self.exceptions.extend(other.exceptions)
-        for name in _COUNTERS:
+        for name in COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.consumed += other.consumed
+        self.paused = other.paused
 
 
-_COUNTERS = (
+COUNTERS = (
     "events",
     "heartbeats",
     "buffered",
@@ -43,6 +50,7 @@ _COUNTERS = (
     "replays",
     "deadlines_fired",
     "purged",
+    "parked",
 )
 
 

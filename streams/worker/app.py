@@ -5,14 +5,20 @@ web server. Everything else goes through :class:`~streams.worker.processor.Batch
 which does not import Faust; partitions are always passed explicitly, never taken from
 Faust's ambient ``current_event``.
 
-A batch is one Kafka transaction: its state changes (to the state changelog) and its outputs
-commit together, then the changes go to RocksDB, then Faust acks the input records. A partition's
-RocksDB is restored from the changelog before its first batch after every rebalance.
+A batch is one Kafka transaction, or several when it releases a backlog (one per bounded chunk):
+its state changes (to the state changelog) and its outputs commit together, then the changes go
+to RocksDB, and after its last chunk Faust acks the input records. A partition's RocksDB is
+restored from the changelog before its first batch after every rebalance.
+
+A batch in flight is finished even when the worker is stopped (SIGTERM, scale-in): Faust acks a
+batch's records whenever the agent leaves it, so leaving it half done would commit offsets of
+records never applied (docs/delivery.md, "Graceful stops").
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -24,7 +30,6 @@ import orjson
 from faust.types import TP
 from prometheus_client import generate_latest
 
-from streams.contract.codec import OutputCodec
 from streams.contract.decode import InputDecoder
 from streams.contract.exceptions import SchemaRegistryUnavailableError
 from streams.contract.model import Side
@@ -40,6 +45,7 @@ from streams.worker.processor import BatchProcessor, BatchResult, RawRecord
 from streams.worker.restore import restore
 from streams.worker.sender import BatchSender, TransactionalSender
 from streams.worker.settings import WorkerSettings
+from streams.worker.stop_points import StopPoints
 from streams.worker.topics import STATE_TABLE, changelog_topic_name, faust_changelog_topic_name
 
 log = logging.getLogger(__name__)
@@ -137,7 +143,6 @@ def create_app(settings: WorkerSettings) -> faust.App:
     )
 
     engine = MatchingEngine(settings.match)
-    codec = OutputCodec()
     idle = IdleTracker(settings.idle_timeout_ms)
     sides = {settings.topics.payments: Side.PAYMENT, settings.topics.ledger: Side.LEDGER}
     topic_of = {Side.PAYMENT: settings.topics.payments, Side.LEDGER: settings.topics.ledger}
@@ -173,8 +178,16 @@ def create_app(settings: WorkerSettings) -> faust.App:
         return store
 
     processor = BatchProcessor(
-        engine, settings.topics, settings.partitions, store_for, decoder=_decoder(settings)
+        engine,
+        settings.topics,
+        settings.partitions,
+        store_for,
+        decoder=_decoder(settings),
+        sweep_chunk=settings.sweep_chunk,
+        max_event_time_ahead_ms=settings.max_event_time_ahead_ms,
+        max_record_bytes=settings.max_record_bytes,
     )
+    stops = StopPoints(settings.fault_stop_at)
     # Partitions whose RocksDB is known to be at the end of the changelog since the last
     # rebalance; any other must be restored before its next batch.
     current: set[int] = set()
@@ -202,43 +215,41 @@ def create_app(settings: WorkerSettings) -> faust.App:
             time.perf_counter() - started,
         )
 
-    def committed_inputs() -> dict[tuple[str, int], int]:
-        # Faust keeps what it last committed per partition (no public accessor). One less than
-        # that is below the next offset to read whichever convention it follows: outputs kept
-        # for re-emission below it are no longer needed.
-        committed = getattr(app.consumer, "_committed_offset", {})
-        return {
-            (tp.topic, tp.partition): offset - 1
-            for tp, offset in list(committed.items())
-            if offset is not None and tp.topic in sides
-        }
-
     def send(result: BatchResult) -> None:
-        t = settings.topics
+        for r in result.outgoing:
+            sender.send(r.topic, r.key, r.value, r.partition)
+
+    def count(result: BatchResult) -> None:
+        """Metrics of a committed chunk."""
+        metrics.CHUNKS.inc()
         for m in result.matches:
-            sender.send(t.matched, m.reference.encode(), codec.encode_match(m))
             metrics.MATCHES.labels(m.rule.value).inc()
         for e in result.exceptions:
-            sender.send(t.exceptions, e.reference.encode(), codec.encode_exception(e))
             metrics.EXCEPTIONS.labels(e.kind.value, e.status.value).inc()
         for d in result.dead_letters:
-            # On its source partition, so a partition's dead letters stay in order.
-            sender.send(t.dlq, d.key, codec.encode_dead_letter(d), d.partition)
             metrics.DEAD_LETTERS.labels(d.reason).inc()
         for name, value in result.counters.items():
             metrics.ENGINE_EVENTS.labels(name).inc(value)
+        if result.isolated:
+            metrics.ISOLATED.inc(result.isolated)
         for partition, watermark in result.watermarks.items():
             if watermark is not None:
                 metrics.WATERMARK.labels(str(partition)).set(watermark)
 
-    async def process_batch(records: list[RawRecord]) -> BatchResult:
+    stopping = asyncio.Event()
+
+    async def process_batch(records: list[RawRecord]) -> None:
         """Process a batch, retrying it whole while the schema registry does not answer: an
         outage pauses the worker instead of dead-lettering records that may be fine."""
+        await stops.reached("after_fetch")
         delay = 0.5
         while True:
             try:
-                return await process_batch_once(records)
+                await process_batch_once(records)
+                return
             except SchemaRegistryUnavailableError as exc:
+                if stopping.is_set():
+                    raise  # a stop cannot wait for the registry: exit without the ack
                 # Nothing of the attempt is visible: its transaction is aborted and its state
                 # changes were only staged.
                 staged.clear()
@@ -248,27 +259,50 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    async def process_batch_once(records: list[RawRecord]) -> BatchResult:
-        """Restore, process, commit the transaction, apply to RocksDB: then the batch may be
-        acked (and so its input offsets committed by Faust)."""
+    async def process_batch_once(records: list[RawRecord]) -> None:
+        """Restore, then per chunk: process, commit the transaction, apply to RocksDB. After
+        the last chunk the batch may be acked (and so its input offsets committed by Faust)."""
         loop = asyncio.get_running_loop()
         await init_transactions()
         await restore_partitions({r.partition for r in records})
-        staged.clear()
-        sender.begin()
-        result = processor.process(records, committed_inputs())
-        send(result)
-        positions = await loop.run_in_executor(None, sender.commit)
-        for partition, store in staged.items():
-            store.apply(positions.get(partition))
-        staged.clear()
-        return result
+        run = processor.start(records)
+        while not run.done:
+            staged.clear()
+            sender.begin()
+            result = run.next_chunk()
+            await stops.reached("after_engine")
+            send(result)
+            await stops.reached("after_send")
+            positions = await loop.run_in_executor(None, sender.commit)
+            await stops.reached("after_commit")
+            for partition, store in staged.items():
+                store.apply(positions.get(partition))
+            staged.clear()
+            count(result)
+        await stops.reached("before_ack")
+
+    async def finish(records: list[RawRecord]) -> None:
+        """Process a batch to its end even if the agent is cancelled meanwhile (a stop):
+        Faust's take buffer acks a batch's records whenever the agent leaves it, so leaving
+        it half done would commit offsets of records never applied."""
+        task = asyncio.ensure_future(process_batch(records))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            stopping.set()
+            log.warning("stopping: finishing the batch in flight before it is acked")
+            while not task.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(task)
+            task.result()  # a failure exits below, without the ack
+            raise
 
     @app.agent(inputs)
     async def reconcile(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         within = settings.batch_within_ms / 1000
         async for events in cast(Any, stream).take_events(settings.batch_max, within=within):
             started = time.perf_counter()
+            stops.batch_started()
             records = [
                 RawRecord(
                     e.message.topic,
@@ -276,6 +310,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
                     e.message.offset,
                     e.message.key,
                     e.message.value,
+                    # Faust keeps aiokafka's integer milliseconds as float seconds.
+                    round(e.message.timestamp * 1000) if e.message.timestamp else None,
                 )
                 for e in events
             ]
@@ -289,7 +325,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
             for topic, n in per_topic.items():
                 metrics.RECORDS_IN.labels(topic).inc(n)
             try:
-                await process_batch(records)
+                await finish(records)
             except Exception:
                 # Never ack a batch that is not durable. Raising would let Faust ack it (the
                 # take buffer acks on exit) and commit its offsets on shutdown; exiting leaves

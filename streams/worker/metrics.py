@@ -49,3 +49,14 @@ REGISTRY_RETRIES = Counter(
     "Batches retried because the schema registry did not answer",
     registry=REGISTRY,
 )
+ISOLATED = Counter(
+    "recon_isolated_records_total",
+    "Input records dead-lettered because the engine or their outputs failed on them "
+    "(PROCESSING_ERROR); the rest of their partition went on",
+    registry=REGISTRY,
+)
+CHUNKS = Counter(
+    "recon_transactions_total",
+    "Kafka transactions committed (one per chunk; a batch that releases a backlog takes several)",
+    registry=REGISTRY,
+)

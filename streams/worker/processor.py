@@ -1,18 +1,30 @@
 """The per-batch adapter between Kafka records and the engine: no Faust in here.
 
-It decodes and validates each record, dead-letters what is invalid or on the wrong partition,
-feeds the rest to the engine in offset order per partition through a write-batching overlay, and
-flushes each partition's state once per batch. What to send comes back as plain lists, errors
-as their own stream (dead letters), bytewax style.
+It decodes and validates each record, dead-letters what is invalid, on the wrong partition or
+implausibly far ahead in event time, feeds the rest to the engine in offset order per
+partition through a write-batching overlay, encodes the outputs, and flushes each partition's
+state once per call. What to send comes back as plain lists, errors as their own stream (dead
+letters), bytewax style.
+
+A batch goes out in one or more chunks (:class:`BatchRun`): a chunk is what one Kafka
+transaction carries. An engine call's sweep is bounded by ``sweep_chunk`` steps, so a released
+backlog becomes many chunks of bounded size and memory instead of one record or transaction
+that grows with it.
+
+A failure tied to one record (the engine raises on it, or one of its outputs cannot be encoded
+or is too large to send) never stops the partition: the partition's call is replayed one
+record at a time and only the record at fault is dead-lettered (``PROCESSING_ERROR``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 
-from streams.contract.decode import InputDecoder, Rejection, dead_letter
+from streams.contract.codec import OutputCodec
+from streams.contract.decode import InputDecoder, Rejection, RejectReason, dead_letter
 from streams.contract.model import (
     DeadLetter,
     ExceptionRecord,
@@ -23,15 +35,16 @@ from streams.contract.model import (
 )
 from streams.engine.engine import MatchingEngine
 from streams.engine.progress import progress
-from streams.engine.views import EngineOutput
+from streams.engine.views import COUNTERS, EngineOutput
 from streams.exceptions import ReconError
 from streams.settings import TopicNames
 from streams.state.base import KeyValueStore
 from streams.state.batching import BatchingStore
 from streams.worker.partitioning import partition_for
 
+log = logging.getLogger(__name__)
+
 WRONG_PARTITION = "KEY_MISMATCH"
-_COUNTERS = tuple(f.name for f in fields(EngineOutput) if f.type in ("int", int))
 PROCESSING_ERROR = "PROCESSING_ERROR"
 UNKNOWN_TOPIC = "UNKNOWN_TOPIC"
 
@@ -43,6 +56,18 @@ class RawRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    # The record's Kafka timestamp (epoch ms), None when it has none.
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One encoded output record; ``partition`` None: by key (murmur2)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    partition: int | None = None
 
 
 @dataclass(slots=True)
@@ -50,12 +75,76 @@ class BatchResult:
     matches: list[MatchRecord] = field(default_factory=list)
     exceptions: list[ExceptionRecord] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    # Every output above, encoded, in emission order per partition.
+    outgoing: list[Outgoing] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
-    # Event-time watermark per partition after the batch (for metrics).
+    # Event-time watermark per partition after the chunk (for metrics).
     watermarks: dict[int, int | None] = field(default_factory=dict)
+    # Records isolated because the engine or their outputs failed on them.
+    isolated: int = 0
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
+
+    def extend(self, other: BatchResult) -> None:
+        self.matches += other.matches
+        self.exceptions += other.exceptions
+        self.dead_letters += other.dead_letters
+        self.outgoing += other.outgoing
+        for name, n in other.counters.items():
+            self.count(name, n)
+        self.watermarks.update(other.watermarks)
+        self.isolated += other.isolated
+
+
+class OutputTooLargeError(ReconError):
+    """An output record is larger than the worker may send."""
+
+
+@dataclass(slots=True)
+class _PartitionWork:
+    items: list[tuple[RawRecord, InputEvent | Heartbeat]]
+    isolating: bool = False  # the engine failed on the batch: one record per call from now
+
+
+class BatchRun:
+    """The work left of one batch, taken a chunk at a time (one transaction each).
+
+    Call :meth:`next_chunk` until :attr:`done`. Between chunks, the chunk's state changes must
+    be made durable (the worker commits them with the chunk's outputs): the next chunk reads
+    the stores they went to.
+    """
+
+    def __init__(self, processor: BatchProcessor, records: Sequence[RawRecord]) -> None:
+        self._processor = processor
+        self._admission = BatchResult()
+        self._work: dict[int, _PartitionWork] = {}
+        for record in records:
+            item = processor.admit(record, self._admission)
+            work = self._work.get(record.partition)
+            if work is None:
+                work = self._work[record.partition] = _PartitionWork([])
+            if item is not None:
+                work.items.append((record, item))
+        self._started = False
+
+    @property
+    def done(self) -> bool:
+        return self._started and not self._work
+
+    def next_chunk(self) -> BatchResult:
+        result = BatchResult()
+        if not self._started:
+            self._started = True
+            self._processor.encode_dead_letters(self._admission.dead_letters, result)
+        for partition in list(self._work):
+            work = self._work[partition]
+            paused = self._processor.run_partition(partition, work, result)
+            if not paused and not work.items:
+                del self._work[partition]
+            if paused:
+                break  # this chunk has its share of sweep steps: the rest in the next
+        return result
 
 
 class BatchProcessor:
@@ -66,56 +155,162 @@ class BatchProcessor:
         partitions: int,
         store_for: Callable[[int], KeyValueStore],
         decoder: InputDecoder | None = None,
+        *,
+        sweep_chunk: int | None = None,
+        max_event_time_ahead_ms: int = 0,
+        max_record_bytes: int = 900_000,
     ) -> None:
         self._engine = engine
+        self._topics = topics
         self._sides = {topics.payments: Side.PAYMENT, topics.ledger: Side.LEDGER}
         self._partitions = partitions
         self._store_for = store_for
         self._decoder = decoder or InputDecoder()
+        self._codec = OutputCodec()
+        self._sweep_chunk = sweep_chunk
+        self._max_ahead = max_event_time_ahead_ms
+        self._max_bytes = max_record_bytes
         # aiokafka's murmur2 is pure Python (~5 us); a reference's events share its partition.
         self._partition_of = lru_cache(maxsize=1 << 16)(
             lambda reference: partition_for(reference.encode(), partitions)
         )
 
-    def process(
-        self, records: Sequence[RawRecord], committed: Mapping[tuple[str, int], int] | None = None
-    ) -> BatchResult:
-        """Process one batch. ``committed`` maps (input topic, partition) to Kafka's committed
-        offset, below which the engine may forget the outputs it kept for re-emission."""
-        result = BatchResult()
-        by_partition: dict[int, list[RawRecord]] = {}
-        for record in records:
-            by_partition.setdefault(record.partition, []).append(record)
-        for partition, batch in by_partition.items():
-            store = BatchingStore(self._store_for(partition))
-            admitted = [(r, item) for r in batch if (item := self._admit(r, result)) is not None]
-            try:
-                # One call per partition and batch: the watermark sweep runs once, not per record.
-                out = self._engine.on_batch(store, partition, [item for _, item in admitted])
-                self._collect(out, result)
-            except ReconError:
-                store.discard()
-                self._isolate(store, admitted, result)
-            try:
-                if committed:
-                    for topic, side in self._sides.items():
-                        offset = committed.get((topic, partition))
-                        if offset is not None:
-                            self._engine.on_committed(store, partition, side, offset)
-                state = progress(store)
-            except ReconError:
-                # Corrupt partition state: its records are already parked; keep the others going.
-                state = None
-            store.flush()
-            result.watermarks[partition] = state.watermark_ms if state else None
+    def start(self, records: Sequence[RawRecord]) -> BatchRun:
+        return BatchRun(self, records)
+
+    def process(self, records: Sequence[RawRecord]) -> BatchResult:
+        """Process one batch whole, all its chunks in one result (for callers that make the
+        stores durable only at the end: tests, benches)."""
+        run = self.start(records)
+        result = run.next_chunk()
+        while not run.done:
+            result.extend(run.next_chunk())
         return result
 
-    def _admit(self, record: RawRecord, result: BatchResult) -> InputEvent | Heartbeat | None:
+    # ------------------------------------------------------------------ one partition
+
+    def run_partition(self, partition: int, work: _PartitionWork, result: BatchResult) -> bool:
+        """One engine call (or one record at a time when isolating) on a partition's remaining
+        items; returns whether the sweep paused on its budget."""
+        store = BatchingStore(self._store_for(partition))
+        paused = False
+        if not work.isolating:
+            try:
+                out = self._engine.on_batch(
+                    store, partition, [item for _, item in work.items], self._sweep_chunk
+                )
+                chunk = self._encode(out)
+            except ReconError:
+                store.discard()
+                work.isolating = True
+            else:
+                del work.items[: out.consumed]
+                paused = out.paused
+                result.extend(chunk)
+        if work.isolating:
+            paused = self._isolate(store, partition, work, result)
+        try:
+            state = progress(store)
+        except ReconError:
+            state = None  # corrupt partition state: its records are already parked
+        store.flush()
+        result.watermarks[partition] = state.watermark_ms if state else None
+        return paused
+
+    def _isolate(
+        self, store: KeyValueStore, partition: int, work: _PartitionWork, result: BatchResult
+    ) -> bool:
+        """Replay a failed call one record at a time, so only the record at fault is parked."""
+        while work.items:
+            record, item = work.items[0]
+            out = self._attempt(store, partition, [item], result, record)
+            if out is not None and out.consumed == 0:
+                return True  # waits for a sweep that paused: resume in the next chunk
+            del work.items[0]
+            if out is not None and out.paused:
+                return True
+        # No items left, but a sweep may still be pending from them.
+        out = self._attempt(store, partition, [], result, None)
+        return out is not None and out.paused
+
+    def _attempt(
+        self,
+        store: KeyValueStore,
+        partition: int,
+        items: list[InputEvent | Heartbeat],
+        result: BatchResult,
+        record: RawRecord | None,
+    ) -> EngineOutput | None:
+        # Each record in its own overlay: a failure leaves none of its writes behind.
+        attempt = BatchingStore(store)
+        try:
+            out = self._engine.on_batch(attempt, partition, items, self._sweep_chunk)
+            chunk = self._encode(out)
+        except ReconError as exc:
+            attempt.discard()
+            result.isolated += 1
+            if record is None:
+                # A sweep step failed with no input to blame (corrupt state): it stays
+                # pending, and is tried again with the partition's next batch.
+                log.error("partition %d: sweep failed: %s", partition, exc)
+                return None
+            reference = record.key.decode(errors="replace")[:128] if record.key else None
+            log.error(
+                "isolated record %s[%d]@%d (reference %r): %s: %s",
+                record.topic, record.partition, record.offset, reference,
+                type(exc).__name__, exc,
+            )  # fmt: skip
+            self._dead(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}", result)
+            return None
+        attempt.flush()
+        result.extend(chunk)
+        return out
+
+    # ------------------------------------------------------------------ outputs
+
+    def _encode(self, out: EngineOutput) -> BatchResult:
+        """The engine's outputs as a chunk result, every record encoded and within the size
+        limit; raises (so the call is isolated) when one is not."""
+        chunk = BatchResult(matches=out.matches, exceptions=out.exceptions)
+        t, codec, outgoing = self._topics, self._codec, chunk.outgoing
+        for m in out.matches:
+            outgoing.append(self._sized(t.matched, m.reference.encode(), codec.encode_match(m)))
+        for e in out.exceptions:
+            key = e.reference.encode()
+            outgoing.append(self._sized(t.exceptions, key, codec.encode_exception(e)))
+        for name in COUNTERS:
+            value = getattr(out, name)
+            if value:
+                chunk.count(name, value)
+        return chunk
+
+    def _sized(
+        self, topic: str, key: bytes, value: bytes, partition: int | None = None
+    ) -> Outgoing:
+        if len(key) + len(value) > self._max_bytes:
+            raise OutputTooLargeError(
+                f"a {len(value)}-byte record for {topic} is over the {self._max_bytes}-byte limit"
+            )
+        return Outgoing(topic, key, value, partition)
+
+    def encode_dead_letters(self, dead_letters: list[DeadLetter], result: BatchResult) -> None:
+        for d in dead_letters:
+            # On its source partition, so a partition's dead letters stay in order.
+            result.dead_letters.append(d)
+            result.outgoing.append(
+                Outgoing(self._topics.dlq, d.key, self._codec.encode_dead_letter(d), d.partition)
+            )
+
+    # ------------------------------------------------------------------ admission
+
+    def admit(self, record: RawRecord, result: BatchResult) -> InputEvent | Heartbeat | None:
         """Decode and validate; a record that cannot go to the engine becomes a dead letter."""
         side = self._sides.get(record.topic)
         if side is None:
             result.dead_letters.append(
-                self._dead(record, UNKNOWN_TOPIC, "record from a topic this worker does not read")
+                self._dead_letter(
+                    record, UNKNOWN_TOPIC, "record from a topic this worker does not read"
+                )
             )
             return None
         item = self._decoder.decode(side, record.key, record.value, record.offset)
@@ -126,6 +321,17 @@ class BatchProcessor:
                 )
             )
             return None
+        ahead, stamp = self._max_ahead, record.timestamp_ms
+        if ahead and stamp is not None and stamp >= 0 and item.event_time_ms > stamp + ahead:
+            detail = (
+                f"event time {item.event_time_ms} is {item.event_time_ms - stamp} ms ahead of "
+                f"the record's Kafka timestamp {stamp}; more than {ahead} ms "
+                "(RECON_MAX_EVENT_TIME_AHEAD) is taken as a clock or producer fault, since it "
+                "would move the partition's watermark past every other event"
+            )
+            reason = RejectReason.BAD_EVENT_TIME.value
+            result.dead_letters.append(self._dead_letter(record, reason, detail))
+            return None
         if isinstance(item, InputEvent):
             expected = self._partition_of(item.reference)
             if expected != record.partition:
@@ -135,42 +341,15 @@ class BatchProcessor:
                     "reference with Kafka's murmur2 partitioner (confluent-kafka: "
                     "partitioner=murmur2_random); fix it and resend"
                 )
-                result.dead_letters.append(self._dead(record, WRONG_PARTITION, detail))
+                result.dead_letters.append(self._dead_letter(record, WRONG_PARTITION, detail))
                 return None
         return item
 
-    def _isolate(
-        self,
-        store: KeyValueStore,
-        admitted: list[tuple[RawRecord, InputEvent | Heartbeat]],
-        result: BatchResult,
-    ) -> None:
-        """Replay a failed batch one record at a time, so only the record at fault is parked."""
-        for record, item in admitted:
-            # Each record in its own overlay: a failure leaves none of its writes behind.
-            attempt = BatchingStore(store)
-            try:
-                out = self._engine.on_item(attempt, record.partition, item)
-            except ReconError as exc:
-                attempt.discard()
-                result.dead_letters.append(
-                    self._dead(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
-                )
-                continue
-            attempt.flush()
-            self._collect(out, result)
+    def _dead(self, record: RawRecord, reason: str, detail: str, result: BatchResult) -> None:
+        self.encode_dead_letters([self._dead_letter(record, reason, detail)], result)
 
     @staticmethod
-    def _collect(out: EngineOutput, result: BatchResult) -> None:
-        result.matches.extend(out.matches)
-        result.exceptions.extend(out.exceptions)
-        for name in _COUNTERS:
-            value = getattr(out, name)
-            if value:
-                result.count(name, value)
-
-    @staticmethod
-    def _dead(record: RawRecord, reason: str, detail: str) -> DeadLetter:
+    def _dead_letter(record: RawRecord, reason: str, detail: str) -> DeadLetter:
         return DeadLetter(
             record.topic, record.partition, record.offset, record.key, record.value, reason, detail
         )

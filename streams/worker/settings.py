@@ -38,6 +38,15 @@ class WorkerSettings:
     # Records per batch and the longest a batch waits to fill: the lever on per-set changelog cost.
     batch_max: int = 2_000
     batch_within_ms: int = 100
+    # Sweep steps (released events, deadlines, purges) per partition and Kafka transaction: a
+    # released backlog goes out in transactions of bounded size and memory.
+    sweep_chunk: int = 2_000
+    # An event time further than this ahead of its record's Kafka timestamp is BAD_EVENT_TIME
+    # (it would drag the partition's watermark); 0 = no bound.
+    max_event_time_ahead_ms: int = HOUR_MS
+    # An output record larger than this is not sent: its input is dead-lettered instead.
+    # Below the producer's message.max.bytes (1,000,000) and the topics' max.message.bytes.
+    max_record_bytes: int = 900_000
     # Wall-clock silence after which an input gets heartbeats; 0 = off (fully deterministic).
     idle_timeout_ms: int = 0
     web_port: int = 6066
@@ -58,6 +67,8 @@ class WorkerSettings:
     # are dead-lettered UNKNOWN_SCHEMA). Basic auth as "user:password".
     schema_registry_url: str | None = None
     schema_registry_basic_auth: str | None = field(default=None, repr=False)
+    # Tests only: SIGTERM at a point of a batch cycle (streams/worker/stop_points.py).
+    fault_stop_at: str | None = None
 
     @property
     def effective_transactional_id(self) -> str:
@@ -80,8 +91,12 @@ class WorkerSettings:
             raise ConfigError("RECON_SESSION_TIMEOUT must be between 6s and 90s")
         if self.transaction_timeout_ms < 1_000:
             raise ConfigError("RECON_TRANSACTION_TIMEOUT must be at least 1s")
-        if self.partitions < 1 or self.batch_max < 1:
-            raise ConfigError("partitions and batch size must be positive")
+        if self.partitions < 1 or self.batch_max < 1 or self.sweep_chunk < 1:
+            raise ConfigError("partitions, batch size and sweep chunk must be positive")
+        if not 10_000 <= self.max_record_bytes <= 1_000_000:
+            raise ConfigError("RECON_MAX_RECORD_BYTES must be between 10000 and 1000000")
+        if self.max_event_time_ahead_ms < 0:
+            raise ConfigError("RECON_MAX_EVENT_TIME_AHEAD must not be negative")
 
 
 def worker_from_env(env: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -99,10 +114,16 @@ def worker_from_env(env: Mapping[str, str] | None = None) -> WorkerSettings:
             retention_ms=get_duration(env, "RECON_RETENTION", 30 * DAY_MS),
             amount_tolerance_minor=get_int(env, "RECON_AMOUNT_TOLERANCE_MINOR", 0),
             amount_tolerance_bps=get_int(env, "RECON_AMOUNT_TOLERANCE_BPS", 0),
+            max_group_events=get_int(env, "RECON_MAX_GROUP_EVENTS", 1000),
         ),
         processing_guarantee=get_str(env, "RECON_PROCESSING_GUARANTEE", d.processing_guarantee),
         batch_max=get_int(env, "RECON_BATCH_MAX", d.batch_max),
         batch_within_ms=get_duration(env, "RECON_BATCH_WITHIN", d.batch_within_ms),
+        sweep_chunk=get_int(env, "RECON_SWEEP_CHUNK", d.sweep_chunk),
+        max_event_time_ahead_ms=get_duration(
+            env, "RECON_MAX_EVENT_TIME_AHEAD", d.max_event_time_ahead_ms
+        ),
+        max_record_bytes=get_int(env, "RECON_MAX_RECORD_BYTES", d.max_record_bytes),
         idle_timeout_ms=get_duration(env, "RECON_IDLE_TIMEOUT", 0),
         web_port=get_int(env, "RECON_WEB_PORT", d.web_port),
         web_host=get_str(env, "RECON_WEB_HOST", d.web_host),
@@ -119,4 +140,5 @@ def worker_from_env(env: Mapping[str, str] | None = None) -> WorkerSettings:
         transaction_timeout_ms=get_duration(
             env, "RECON_TRANSACTION_TIMEOUT", d.transaction_timeout_ms
         ),
+        fault_stop_at=get_str(env, "RECON_FAULT_STOP_AT", "") or None,
     )

@@ -169,18 +169,30 @@ class Result:
 
 
 def feed(engine: MatchingEngine, store: KeyValueStore, items: Sequence[Item], out: EngineOutput,
-         chunk: int = 5) -> None:  # fmt: skip
-    """Batch through ``on_batch``; a batching overlay is flushed after each batch."""
+         chunk: int = 5, budget: int | None = None) -> None:  # fmt: skip
+    """Batch through ``on_batch``; a batching overlay is flushed after each call. With a step
+    budget, each batch takes as many calls as its sweeps need, as the worker does."""
     for start in range(0, len(items), chunk):
-        out.extend(engine.on_batch(store, 0, items[start : start + chunk]))
-        if isinstance(store, BatchingStore):
-            store.flush()
+        batch = list(items[start : start + chunk])
+        while True:
+            o = engine.on_batch(store, 0, batch, budget)
+            out.extend(o)
+            if isinstance(store, BatchingStore):
+                store.flush()
+            if budget is not None:
+                assert o.released + o.deadlines_fired + o.purged <= budget
+            assert o.paused or o.consumed == len(batch)
+            assert o.paused == engine.pending(store, 0) or o.consumed < len(batch)
+            batch = batch[o.consumed :]
+            if not o.paused:
+                break
 
 
-def process(s: Streams, items: Sequence[Item], store: KeyValueStore, chunk: int) -> Result:
+def process(s: Streams, items: Sequence[Item], store: KeyValueStore, chunk: int,
+            budget: int | None = None) -> Result:  # fmt: skip
     engine = MatchingEngine(s.config)
     out = EngineOutput()
-    feed(engine, store, items, out, chunk)
+    feed(engine, store, items, out, chunk, budget)
     return Result(set(out.matches), set(out.exceptions), engine.snapshot(store, 0), out)
 
 
@@ -222,6 +234,10 @@ def check_all(s: Streams, orders: list[list[Item]], make_store: StoreFactory,
     for items, chunk in zip(orders, (1, 5, 17, 5), strict=False):
         with make_store() as store:
             results.append(process(s, items, store, chunk))
+    # Sweeps paused on a step budget of 1 or 2 and resumed by the next calls.
+    for budget, chunk in ((1, 7), (2, 3)):
+        with make_store() as store:
+            results.append(process(s, orders[-1], store, chunk, budget))
     first = results[0]
     check_conservation(s, first)
     for other in results[1:]:

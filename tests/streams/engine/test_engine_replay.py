@@ -1,11 +1,11 @@
-"""At-least-once safety: redelivered offsets re-emit their outputs; misuse fails loudly."""
+"""At-least-once safety: redelivered offsets are skipped; misuse fails loudly."""
 
 from __future__ import annotations
 
 import pytest
 from _engine_testkit import HOUR, MIN, T0, Feed, run
 
-from streams.contract.model import InputEvent, Side
+from streams.contract.model import InputEvent
 from streams.engine import (
     EngineConfigError,
     EngineOutput,
@@ -26,7 +26,9 @@ def _feed() -> Feed:
     return f
 
 
-def test_redelivered_offsets_reemit_exactly_their_outputs() -> None:
+def test_redelivered_offsets_are_skipped() -> None:
+    """A Kafka redelivery (an offset at or below the applied one) changes nothing and emits
+    nothing: its outputs went out with the state that marks it applied (one transaction)."""
     f = _feed()
     out, store, engine = run(f.items)
     assert len(out.matches) == 1
@@ -36,26 +38,12 @@ def test_redelivered_offsets_reemit_exactly_their_outputs() -> None:
     for item in f.items:
         again.extend(engine.on_item(store, 0, item))
     assert again.replays == len(f.items)
-    assert again.matches == out.matches
-    assert again.exceptions == out.exceptions
+    assert again.matches == []
+    assert again.exceptions == []
     assert again.duplicates_dropped == 0
     assert engine.snapshot(store, 0) == before
-    # Only the heartbeat that released everything produced output: only it re-emits.
-    last = f.items[-1]  # the ledger heartbeat: the payment one alone left the ledger side behind
-    assert engine.on_item(store, 0, last).matches == out.matches
-    assert engine.on_item(store, 0, f.items[0]).matches == []
-
-
-def test_on_committed_prunes_the_outbox() -> None:
-    f = _feed()
-    _, store, engine = run(f.items)
-    assert engine.on_committed(store, 0, Side.PAYMENT, 10) == 0  # payment side produced nothing
-    assert engine.on_committed(store, 0, Side.LEDGER, 1) == 0  # offset 0 (l1): no outputs
-    assert engine.on_committed(store, 0, Side.LEDGER, 2) == 1  # the heartbeat at offset 1
-    replay = engine.on_batch(store, 0, f.items)
-    assert replay.replays == len(f.items)
-    assert replay.matches == []
-    assert replay.exceptions == []
+    batch = engine.on_batch(store, 0, f.items)
+    assert (batch.replays, batch.consumed, batch.matches) == (len(f.items), len(f.items), [])
 
 
 def test_upstream_redelivery_is_a_dropped_duplicate() -> None:

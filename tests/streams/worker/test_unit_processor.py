@@ -2,8 +2,8 @@
 
 Every expected output below is worked out by hand from the rules: the watermark is
 ``min(payment max, ledger max) - allowed lateness`` (5 min by default), buffered events are
-released once the watermark passes them, outputs released by a batch's sweep are kept in the
-outbox under the batch's last input, and a committed offset is the next offset to read.
+released once the watermark passes them, and a redelivered offset is skipped (its outputs went
+out in the transaction that applied it).
 """
 
 from __future__ import annotations
@@ -133,10 +133,6 @@ class Stores(dict[int, MemoryStore]):
 
 def processor(stores: Stores, config: MatchConfig | None = None) -> BatchProcessor:
     return BatchProcessor(MatchingEngine(config), TOPICS, PARTITIONS, stores)
-
-
-def outbox_keys(store: MemoryStore) -> list[bytes]:
-    return [k for k, _ in store.scan(keys.OUTBOX, b"P")]
 
 
 def pair_batch(p: int, ref: str, amount: int = 12_345) -> list[RawRecord]:
@@ -404,67 +400,120 @@ def test_isolation_does_not_lose_outputs_of_a_partly_applied_sweep() -> None:
     )
 
 
-# ----------------------------------------------------------------------------- (f) outbox
+# ----------------------------------------------------------------------------- (f) redelivery
 
 
-def _first_batch(stores: Stores, ref: str) -> tuple[BatchProcessor, list[RawRecord], BatchResult]:
-    p = partition_for(ref.encode(), PARTITIONS)
-    proc = processor(stores)
-    records = pair_batch(p, ref)
-    return proc, records, proc.process(records)
-
-
-def test_replaying_offsets_re_emits_identical_outputs_without_pruning() -> None:
+def test_replaying_offsets_emits_nothing_and_changes_nothing() -> None:
     ref = "ORDER-6"
     p = partition_for(ref.encode(), PARTITIONS)
     stores = Stores()
-    proc, records, first = _first_batch(stores, ref)
+    proc = processor(stores)
+    records = pair_batch(p, ref)
+    first = proc.process(records)
     assert first.matches == [exact_match(ref, "P1", "L1", 12_345, T0, T0 + MIN)]
-    # The sweep ran at the end of the batch: its outputs sit under the last input, L offset 1.
-    assert outbox_keys(stores[p]) == [keys.outbox_key(Side.LEDGER, 1)]
     state_before = dict(stores[p].scan(b"", b"\xff"))
 
     replay = proc.process(records)
 
-    assert replay.matches == first.matches
+    assert replay.matches == []
     assert replay.exceptions == []
-    assert first.exceptions == []
+    assert replay.outgoing == []
     assert replay.counters == {"replays": 4}
     assert dict(stores[p].scan(b"", b"\xff")) == state_before
 
 
-def test_committed_offsets_prune_the_outbox() -> None:
-    ref = "ORDER-7"
-    p = partition_for(ref.encode(), PARTITIONS)
+# ----------------------------------------------------------------------------- (g) bounds
+
+
+def test_released_backlog_goes_out_in_bounded_chunks() -> None:
+    p = 0
+    refs = refs_on(p, 300)
+    records = [pay(p, i, ref, f"P{i}", 100 + i, T0 + i) for i, ref in enumerate(refs)]
+    beyond = T0 + 3 * WINDOW
+    records += [hb(LED, p, 0, beyond), hb(PAY, p, len(refs), beyond)]
+
+    whole = processor(Stores()).process(records)
+    assert len(whole.exceptions) == 300  # MISSING_LEDGER for every payment
+
     stores = Stores()
-    proc, records, first = _first_batch(stores, ref)
-    assert len(first.matches) == 1
-
-    # Ledger committed at 1 (next to read): offset 1, which holds the outputs, is not done yet.
-    keep = proc.process([hb(PAY, p, 2, T0 + HOUR)], committed={(PAY, p): 3, (LED, p): 1})
-    assert keep.matches == []
-    assert outbox_keys(stores[p]) == [keys.outbox_key(Side.LEDGER, 1)]
-    assert proc.process(records).matches == first.matches
-
-    # Committed past it: the entry is forgotten, a replay re-emits nothing.
-    prune = proc.process([hb(PAY, p, 3, T0 + HOUR)], committed={(PAY, p): 4, (LED, p): 2})
-    assert prune.matches == []
-    assert prune.exceptions == []
-    assert prune.dead_letters == []
-    assert outbox_keys(stores[p]) == []
-    replay = proc.process(records)
-    assert replay.matches == []
-    assert replay.exceptions == []
-    assert replay.counters == {"replays": 4}
+    proc = BatchProcessor(MatchingEngine(), TOPICS, PARTITIONS, stores, sweep_chunk=40)
+    run = proc.start(records)
+    chunks: list[BatchResult] = []
+    while not run.done:
+        chunks.append(run.next_chunk())
+    # 300 releases and 300 deadlines, 40 steps a chunk.
+    assert len(chunks) >= 600 // 40
+    assert max(len(c.outgoing) for c in chunks) <= 40
+    assert [e for c in chunks for e in c.exceptions] == whole.exceptions
+    assert b"".join(o.value for c in chunks for o in c.outgoing) == b"".join(
+        o.value for o in whole.outgoing
+    )
 
 
-def test_committed_offsets_of_other_partitions_are_left_alone() -> None:
-    ref = "ORDER-8"
+def _stamped(record: RawRecord, timestamp_ms: int | None) -> RawRecord:
+    return RawRecord(
+        record.topic, record.partition, record.offset, record.key, record.value, timestamp_ms
+    )
+
+
+def test_event_time_far_ahead_of_the_kafka_timestamp_is_dead_lettered() -> None:
+    ref = "ORDER-9"
     p = partition_for(ref.encode(), PARTITIONS)
-    other = (p + 1) % PARTITIONS
+    proc = BatchProcessor(
+        MatchingEngine(), TOPICS, PARTITIONS, Stores(), max_event_time_ahead_ms=HOUR
+    )
+    far = T0 + 7975 * 365 * 24 * HOUR  # year 9999
+    records = [
+        _stamped(pay(p, 0, ref, "P1", 100, T0), T0),
+        _stamped(pay(p, 1, ref, "P2", 100, T0 + HOUR), T0),  # exactly at the bound: accepted
+        _stamped(pay(p, 2, ref, "P3", 100, T0 + HOUR + 1), T0),
+        _stamped(led(p, 0, ref, "L1", 100, far), T0),
+        _stamped(hb(LED, p, 1, far), T0),
+        _stamped(led(p, 2, ref, "L2", 100, far), None),  # no timestamp: no bound to check
+    ]
+    result = proc.process(records)
+    assert [(d.source_topic, d.offset, d.reason) for d in result.dead_letters] == [
+        (PAY, 2, "BAD_EVENT_TIME"),
+        (LED, 0, "BAD_EVENT_TIME"),
+        (LED, 1, "BAD_EVENT_TIME"),
+    ]
+    assert "ahead of the record's Kafka timestamp" in result.dead_letters[0].detail
+    assert result.counters["events"] == 3
+
+
+def test_an_output_too_large_to_send_isolates_its_record_only() -> None:
+    big_ref = "R" * 128
+    p = partition_for(big_ref.encode(), PARTITIONS)
+    ok1, ok2 = refs_on(p, 2)
     stores = Stores()
-    proc, _, _ = _first_batch(stores, ref)
-
-    proc.process([hb(PAY, p, 2, T0 + HOUR)], committed={(PAY, other): 99, (LED, other): 99})
-
-    assert outbox_keys(stores[p]) == [keys.outbox_key(Side.LEDGER, 1)]
+    proc = BatchProcessor(MatchingEngine(), TOPICS, PARTITIONS, stores, max_record_bytes=420)
+    long_id = "E" * 127
+    first = proc.process(
+        [
+            pay(p, 0, ok1, "P1", 100, T0),
+            led(p, 0, ok1, "L1", 100, T0 + 1),
+            pay(p, 1, big_ref, "P" + long_id, 100, T0 + 2),
+            pay(p, 2, ok2, "P2", 100, T0 + 3),
+            hb(PAY, p, 3, T0 + HOUR),
+            hb(LED, p, 1, T0 + HOUR),
+        ]
+    )
+    assert [m.reference for m in first.matches] == [ok1]
+    # Late ledger entries (behind the watermark) are applied at once: each closes its pair.
+    result = proc.process(
+        [
+            led(p, 2, big_ref, "L" + long_id, 100, T0 + 4),  # its match is over 420 bytes
+            led(p, 3, ok2, "L2", 100, T0 + 5),
+        ]
+    )
+    assert result.isolated == 1
+    assert [(d.source_topic, d.offset, d.reason) for d in result.dead_letters] == [
+        (LED, 2, "PROCESSING_ERROR")
+    ]
+    assert "OutputTooLargeError" in result.dead_letters[0].detail
+    assert [m.reference for m in result.matches] == [ok2]
+    results = [o for o in result.outgoing if o.topic != TOPICS.dlq]
+    assert all(len(o.key or b"") + len(o.value) <= 420 for o in results)
+    # The record at fault left no trace in the state: its reference's payment is still open.
+    (group,) = MatchingEngine().lookup(stores[p], big_ref)
+    assert group.ledger_events == ()
