@@ -30,6 +30,7 @@ import orjson
 import pycountry
 from fastavro import schemaless_reader
 
+from streams.contract.dead_letters import bounded_dead_letter
 from streams.contract.exceptions import SchemaRegistryUnavailableError
 from streams.contract.model import DeadLetter, Flow, Heartbeat, InputEvent, Side
 from streams.contract.registry import (
@@ -494,13 +495,8 @@ def dead_letter(
     value: bytes | None,
     rejection: Rejection,
 ) -> DeadLetter:
-    """The :class:`DeadLetter` recording a rejected input record."""
-    return DeadLetter(
-        source_topic=topic,
-        partition=partition,
-        offset=offset,
-        key=key,
-        value=value,
-        reason=rejection.reason.value,
-        detail=rejection.detail,
+    """The bounded :class:`DeadLetter` recording a rejected input record (see
+    :func:`~streams.contract.dead_letters.bounded_dead_letter`)."""
+    return bounded_dead_letter(
+        topic, partition, offset, key, value, rejection.reason.value, rejection.detail
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
@@ -548,7 +549,19 @@ def test_dead_letter_helper() -> None:
     rejection = decode_input(Side.PAYMENT, KEY, value, 11)
     assert isinstance(rejection, Rejection)
     dl = dead_letter("payments", 2, 11, KEY, value, rejection)
-    assert dl == DeadLetter("payments", 2, 11, KEY, value, "UNKNOWN_CURRENCY", rejection.detail)
+    assert dl == DeadLetter(
+        "payments",
+        2,
+        11,
+        KEY,
+        value,
+        "UNKNOWN_CURRENCY",
+        rejection.detail,
+        key_size=len(KEY),
+        value_size=len(value),
+        key_sha256=hashlib.sha256(KEY).hexdigest(),
+        value_sha256=hashlib.sha256(value).hexdigest(),
+    )
 
 
 def test_decoder_never_raises_on_garbage() -> None:
