@@ -12,13 +12,14 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from connectors.postgres.partitions import current_month, month_from_index, month_index
 from streams.contract.decode import Rejection, RejectReason, dead_letter, decode_input
-from streams.contract.model import ExceptionStatus, Side
+from streams.contract.model import ExceptionKind, ExceptionStatus, Side
 
 from .conftest import (
     Dataset,
@@ -151,6 +152,38 @@ def test_bounded_dead_letters_store_their_sizes_and_digests(sink_env: SinkEnv) -
          _sha(b"REF-big"), _sha(big)),
         ("worker", 5, "BAD_JSON", None, b"", None, 0, None, _sha(b"")),
     ]  # fmt: skip
+
+
+def test_amount_overflow_and_group_limit_exceptions_are_stored(sink_env: SinkEnv) -> None:
+    rng = random.Random(5)
+    expected = Dataset()
+    records: list[Output] = []
+    for i, kind in enumerate((ExceptionKind.AMOUNT_OVERFLOW, ExceptionKind.GROUP_LIMIT)):
+        monthly = replace(make_exception(i, rng), kind=kind, ledger_currency=None)
+        default = replace(
+            make_exception(10 + i, rng),
+            kind=kind,
+            ledger_currency=None,
+            raised_at_ms=_month_start_ms((2300, 1)),  # outside the window: DEFAULT
+        )
+        records += [monthly, default, resolve(monthly)]
+    produce(sink_env.kafka, sink_env.topics, records, expected)
+    with sink_env.in_process():
+        sink_env.wait_caught_up()
+    _assert_equal(sink_env, expected)
+    with connect(sink_env.database_url, sink_env.schema) as conn:
+        stored = conn.execute(
+            "SELECT kind, status, tableoid::regclass::text = 'recon_exceptions_default'"
+            " FROM recon_exceptions ORDER BY 1, 2, 3"
+        ).fetchall()
+        sink_dead = conn.execute("SELECT count(*) FROM recon_dead_letters").fetchone()
+    assert stored == [
+        ("AMOUNT_OVERFLOW", "open", True),
+        ("AMOUNT_OVERFLOW", "resolved", False),
+        ("GROUP_LIMIT", "open", True),
+        ("GROUP_LIMIT", "resolved", False),
+    ]
+    assert sink_dead == (0,)
 
 
 def test_resolved_wins_whatever_the_order_across_batches(sink_env: SinkEnv) -> None:
