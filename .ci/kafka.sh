@@ -12,7 +12,9 @@ cache=${RECON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/recon}
 libs=$cache/kafka-$version/libs
 state=$root/.local/kafka
 port=${RECON_KAFKA_PORT:-19092}
-cport=${RECON_KAFKA_CONTROLLER_PORT:-19093}
+# The controller listens next to the broker unless told otherwise, so two checkouts with
+# different RECON_KAFKA_PORT values never fight over one controller port.
+cport=${RECON_KAFKA_CONTROLLER_PORT:-$((port + 1))}
 pidfile=$state/kafka.pid
 
 log() { printf '[kafka] %s\n' "$*" >&2; }

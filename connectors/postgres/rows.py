@@ -8,6 +8,7 @@ origin ``sink``, so one bad record never blocks a batch.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Final, NamedTuple
 
 from connectors.base import SinkRecord, TopicPartitionKey
 from streams.contract.codec import OutputCodec
+from streams.contract.dead_letters import bounded_dead_letter
 from streams.contract.exceptions import ContractError
 from streams.contract.model import DeadLetter, ExceptionRecord, ExceptionStatus, MatchRecord
 from streams.contract.registry import SchemaRegistry, default_registry
@@ -25,6 +27,7 @@ EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MIN_MS: Final = -62_135_596_800_000
 _MAX_MS: Final = 253_402_300_799_999
 _INT32: Final = 2**31
+_SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
 MATCH_COLUMNS: Final = (
     "match_id",
@@ -79,10 +82,14 @@ DEAD_LETTER_COLUMNS: Final = (
     "kafka_topic",
     "kafka_partition",
     "kafka_offset",
+    "key_size",
+    "value_size",
+    "key_sha256",
+    "value_sha256",
 )
 DEAD_LETTER_TYPES: Final = (
     "text", "text", "text", "int4", "int8", "bytea", "bytea", "text", "text",
-    "timestamptz", "text", "int4", "int8",
+    "timestamptz", "text", "int4", "int8", "int8", "int8", "text", "text",
 )  # fmt: skip
 
 
@@ -133,6 +140,10 @@ class DeadLetterRow(NamedTuple):
     kafka_topic: str
     kafka_partition: int
     kafka_offset: int
+    key_size: int | None
+    value_size: int | None
+    key_sha256: str | None
+    value_sha256: str | None
 
 
 class InvalidRecordError(ValueError):
@@ -159,6 +170,18 @@ def _text(value: str, what: str) -> str:
 def _currency(value: str, what: str) -> str:
     if len(value) != 3 or not value.isascii() or "\x00" in value:
         raise InvalidRecordError(f"{what} {value!r} is not a 3-letter code")
+    return value
+
+
+def _size(value: int | None, what: str) -> int | None:
+    if value is not None and value < 0:
+        raise InvalidRecordError(f"{what} {value} is negative")
+    return value
+
+
+def _sha256(value: str | None, what: str) -> str | None:
+    if value is not None and _SHA256_HEX.fullmatch(value) is None:
+        raise InvalidRecordError(f"{what} {value[:80]!r} is not a lower-case hex SHA-256")
     return value
 
 
@@ -230,25 +253,37 @@ def worker_dead_letter_row(dl: DeadLetter, rec: SinkRecord) -> DeadLetterRow:
         rec.topic,
         rec.partition,
         rec.offset,
+        _size(dl.key_size, "key_size"),
+        _size(dl.value_size, "value_size"),
+        _sha256(dl.key_sha256, "key_sha256"),
+        _sha256(dl.value_sha256, "value_sha256"),
     )
 
 
 def sink_dead_letter_row(rec: SinkRecord, reason: str, detail: str) -> DeadLetterRow:
-    """A record the sink itself could not store, kept verbatim with the reason."""
+    """A record the sink itself could not store, with the reason. Bounded like the worker's dead
+    letters: a prefix of the key and value, their full sizes and SHA-256, a bounded detail."""
+    dl = bounded_dead_letter(
+        rec.topic, rec.partition, rec.offset, rec.key, rec.value, reason, detail
+    )
     return DeadLetterRow(
         f"sink:{rec.topic}:{rec.partition}:{rec.offset}",
         "sink",
-        rec.topic,
-        rec.partition,
-        rec.offset,
-        rec.key,
-        rec.value,
-        reason,
-        detail.replace("\x00", "\\x00")[:2000],
+        dl.source_topic,
+        dl.partition,
+        dl.offset,
+        dl.key,
+        dl.value,
+        dl.reason,
+        dl.detail,
         _ingested_at(rec),
         rec.topic,
         rec.partition,
         rec.offset,
+        dl.key_size,
+        dl.value_size,
+        dl.key_sha256,
+        dl.value_sha256,
     )
 
 

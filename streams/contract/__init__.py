@@ -2,7 +2,8 @@
 
 Inputs: :func:`decode_input` / :class:`InputDecoder` turn one Kafka record into an
 ``InputEvent``, a ``Heartbeat`` or a :class:`Rejection` (see :class:`RejectReason`);
-:func:`dead_letter` turns a rejection into a ``DeadLetter``.
+:func:`dead_letter` turns a rejection into a ``DeadLetter``, bounded in size like every dead
+letter (:func:`bounded_dead_letter`).
 Outputs: ``encode_*`` / ``decode_*`` between the model dataclasses and Avro single-object
 encoded bytes. Schemas live in ``schemas/<Name>/v<N>.avsc`` (see :mod:`.registry`).
 """
@@ -20,6 +21,11 @@ from streams.contract.codec import (
     encode_single_object,
     to_json,
 )
+from streams.contract.dead_letters import (
+    MAX_DEAD_LETTER_BYTES,
+    MAX_DEAD_LETTER_DETAIL,
+    bounded_dead_letter,
+)
 from streams.contract.decode import (
     CURRENCIES,
     Decoded,
@@ -36,6 +42,8 @@ from streams.contract.registry import SchemaRegistry, SchemaVersion, default_reg
 
 __all__ = [
     "CURRENCIES",
+    "MAX_DEAD_LETTER_BYTES",
+    "MAX_DEAD_LETTER_DETAIL",
     "ContractError",
     "DecodeError",
     "Decoded",
@@ -47,6 +55,7 @@ __all__ = [
     "SchemaError",
     "SchemaRegistry",
     "SchemaVersion",
+    "bounded_dead_letter",
     "dead_letter",
     "decode_avro",
     "decode_dead_letter",

@@ -232,6 +232,10 @@ class OutputCodec:
                 "value": dl.value,
                 "reason": dl.reason,
                 "detail": dl.detail,
+                "key_size": dl.key_size,
+                "value_size": dl.value_size,
+                "key_sha256": dl.key_sha256,
+                "value_sha256": dl.value_sha256,
             },
         )
 
@@ -246,6 +250,10 @@ class OutputCodec:
                 d["value"],
                 d["reason"],
                 d["detail"],
+                d["key_size"],
+                d["value_size"],
+                d["key_sha256"],
+                d["value_sha256"],
             )
         except KeyError as exc:
             raise DecodeError(f"DeadLetter record lacks {exc}") from exc

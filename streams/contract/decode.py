@@ -30,6 +30,7 @@ import orjson
 import pycountry
 from fastavro import schemaless_reader
 
+from streams.contract.dead_letters import bounded_dead_letter
 from streams.contract.exceptions import SchemaRegistryUnavailableError
 from streams.contract.model import DeadLetter, Flow, Heartbeat, InputEvent, Side
 from streams.contract.registry import (
@@ -48,10 +49,10 @@ class RejectReason(StrEnum):
     UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"  # fingerprint / schema id not known for this input
     MISSING_FIELD = "MISSING_FIELD"  # required field absent or null
     BAD_TYPE = "BAD_TYPE"  # field has the wrong JSON type
-    BAD_VALUE = "BAD_VALUE"  # kind/direction not allowed, bad event_id
+    BAD_VALUE = "BAD_VALUE"  # kind/direction not allowed, bad event_id (length, NUL, surrogate)
     UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"  # not an ISO 4217 alpha-3 code
     BAD_AMOUNT = "BAD_AMOUNT"  # amount_minor <= 0 or > 2**63-1
-    BAD_REFERENCE = "BAD_REFERENCE"  # reference empty or longer than 128 characters
+    BAD_REFERENCE = "BAD_REFERENCE"  # reference empty, longer than 128 characters, NUL, surrogate
     BAD_EVENT_TIME = "BAD_EVENT_TIME"  # unparseable, naive, or out of range event time
     KEY_MISMATCH = "KEY_MISMATCH"  # record key missing or not the UTF-8 reference
 
@@ -135,6 +136,19 @@ def parse_event_time(value: object) -> int | Rejection:
     return ms
 
 
+def unstorable_text(text: str) -> str | None:
+    """Why PostgreSQL's UTF-8 ``text`` cannot hold ``text`` (a NUL, or a lone surrogate, which
+    has no UTF-8 encoding), or None when it can. Those are the only two things it refuses."""
+    if "\x00" in text:
+        return "contains a NUL character (U+0000)"
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError as exc:
+            return f"contains a lone surrogate (U+{ord(text[exc.start]):04X}), which is not UTF-8"
+    return None
+
+
 def _missing(name: str) -> Rejection:
     return Rejection(RejectReason.MISSING_FIELD, f"missing required field {name!r}")
 
@@ -173,6 +187,11 @@ def validate_record(
         )
     if not event_id or len(event_id) > MAX_ID_LEN:
         return Rejection(RejectReason.BAD_VALUE, f"event_id must have 1 to {MAX_ID_LEN} characters")
+    problem = unstorable_text(event_id)
+    if problem is not None:
+        return Rejection(
+            RejectReason.BAD_VALUE, f"event_id {event_id!r} {problem}: not storable as text"
+        )
 
     reference = get("reference")
     if type(reference) is not str:
@@ -183,6 +202,11 @@ def validate_record(
         return Rejection(
             RejectReason.BAD_REFERENCE,
             f"reference must have 1 to {MAX_REFERENCE_LEN} characters, has {len(reference)}",
+        )
+    problem = unstorable_text(reference)
+    if problem is not None:
+        return Rejection(
+            RejectReason.BAD_REFERENCE, f"reference {reference!r} {problem}: not storable as text"
         )
 
     amount = get("amount_minor")
@@ -494,13 +518,8 @@ def dead_letter(
     value: bytes | None,
     rejection: Rejection,
 ) -> DeadLetter:
-    """The :class:`DeadLetter` recording a rejected input record."""
-    return DeadLetter(
-        source_topic=topic,
-        partition=partition,
-        offset=offset,
-        key=key,
-        value=value,
-        reason=rejection.reason.value,
-        detail=rejection.detail,
+    """The bounded :class:`DeadLetter` recording a rejected input record (see
+    :func:`~streams.contract.dead_letters.bounded_dead_letter`)."""
+    return bounded_dead_letter(
+        topic, partition, offset, key, value, rejection.reason.value, rejection.detail
     )

@@ -114,6 +114,11 @@ class ExceptionRecord:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
+    """A rejected record. Build one with :func:`streams.contract.dead_letters.bounded_dead_letter`:
+    ``key`` and ``value`` are then bounded prefixes of the raw bytes, and the ``*_size`` and
+    ``*_sha256`` fields describe the full key and value (None when the key or value is None, and
+    in dead letters written before DeadLetter v2)."""
+
     source_topic: str
     partition: int
     offset: int
@@ -121,3 +126,7 @@ class DeadLetter:
     value: bytes | None
     reason: str
     detail: str
+    key_size: int | None = None
+    value_size: int | None = None
+    key_sha256: str | None = None  # hex
+    value_sha256: str | None = None  # hex

@@ -22,6 +22,7 @@ from connectors.postgres.rows import datetime_to_ms
 from connectors.postgres.run import run_sink
 from connectors.postgres.settings import SinkSettings, sink_settings_from_env
 from streams.contract.codec import encode_dead_letter, encode_exception, encode_match
+from streams.contract.dead_letters import bounded_dead_letter
 from streams.contract.model import (
     DeadLetter,
     ExceptionKind,
@@ -87,14 +88,14 @@ def resolve(e: ExceptionRecord) -> ExceptionRecord:
 
 
 def make_dead_letter(i: int, rng: random.Random) -> DeadLetter:
-    return DeadLetter(
-        source_topic=rng.choice(("payments", "ledger")),
-        partition=rng.randrange(3),
-        offset=i,
-        key=f"REF-{i}".encode(),
-        value=rng.randbytes(rng.randrange(0, 40)),
-        reason=rng.choice(("BAD_JSON", "UNKNOWN_CURRENCY")),
-        detail=f"rejected {i}",
+    return bounded_dead_letter(
+        rng.choice(("payments", "ledger")),
+        rng.randrange(3),
+        i,
+        f"REF-{i}".encode(),
+        rng.randbytes(rng.randrange(0, 40)),
+        rng.choice(("BAD_JSON", "UNKNOWN_CURRENCY")),
+        f"rejected {i}",
     )
 
 
@@ -205,7 +206,8 @@ def read_tables(database_url: str, schema: str) -> Dataset:
             assert e.exception_id not in out.exceptions, "duplicate exception row"
             out.exceptions[e.exception_id] = e
         rows = conn.execute(
-            "SELECT source_topic, source_partition, source_offset, key, value, reason, detail"
+            "SELECT source_topic, source_partition, source_offset, key, value, reason, detail,"
+            " key_size, value_size, key_sha256, value_sha256"
             " FROM recon_dead_letters WHERE origin = 'worker'"
         ).fetchall()
         out.dead_letters = {DeadLetter(*r) for r in rows}  # type: ignore[arg-type]

@@ -5,18 +5,21 @@ Each test has its own topics, consumer group and PostgreSQL schema (see ``sink_e
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import signal
 import subprocess
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from connectors.postgres.partitions import current_month, month_from_index, month_index
-from streams.contract.model import ExceptionStatus
+from streams.contract.decode import Rejection, RejectReason, dead_letter, decode_input
+from streams.contract.model import ExceptionKind, ExceptionStatus, Side
 
 from .conftest import (
     Dataset,
@@ -109,6 +112,78 @@ def test_rows_equal_records_resend_adds_nothing_poison_and_partitions(sink_env: 
         s.value: sum(1 for e in expected.exceptions.values() if e.status is s)
         for s in ExceptionStatus
     }
+
+
+def test_bounded_dead_letters_store_their_sizes_and_digests(sink_env: SinkEnv) -> None:
+    """A ~1 MB rejected input arrives as a bounded worker dead letter with the true size and
+    SHA-256 of the full bytes; an oversized record the sink cannot read is bounded the same way."""
+    big = b"{" + b"x" * 999_999
+    rejected = decode_input(Side.PAYMENT, b"REF-big", big, 4)
+    empty = decode_input(Side.LEDGER, None, b"", 5)
+    assert isinstance(rejected, Rejection)
+    assert isinstance(empty, Rejection)
+    assert rejected.reason is RejectReason.BAD_JSON
+    expected = Dataset()
+    produce(
+        sink_env.kafka,
+        sink_env.topics,
+        [
+            dead_letter("payments", 1, 4, b"REF-big", big, rejected),
+            dead_letter("ledger", 0, 5, None, b"", empty),
+        ],
+        expected,
+    )
+    garbage = b"\x00" + bytes(range(256)) * 3500  # 896,001 bytes, not Avro
+    produce_raw(sink_env.kafka, sink_env.topics.matched, garbage, key=b"K" * 70_000)
+
+    with sink_env.in_process():
+        sink_env.wait_caught_up()
+    _assert_equal(sink_env, expected)
+
+    with connect(sink_env.database_url, sink_env.schema) as conn:
+        rows = conn.execute(
+            "SELECT origin, source_offset, reason, key, value, key_size, value_size,"
+            " key_sha256, value_sha256 FROM recon_dead_letters ORDER BY origin, source_offset"
+        ).fetchall()
+    assert rows == [
+        ("sink", 0, "BAD_AVRO", b"K" * 65_536, garbage[:65_536], 70_000, 896_001,
+         _sha(b"K" * 70_000), _sha(garbage)),
+        ("worker", 4, "BAD_JSON", b"REF-big", b"{" + b"x" * 65_535, 7, 1_000_000,
+         _sha(b"REF-big"), _sha(big)),
+        ("worker", 5, "BAD_JSON", None, b"", None, 0, None, _sha(b"")),
+    ]  # fmt: skip
+
+
+def test_amount_overflow_and_group_limit_exceptions_are_stored(sink_env: SinkEnv) -> None:
+    rng = random.Random(5)
+    expected = Dataset()
+    records: list[Output] = []
+    for i, kind in enumerate((ExceptionKind.AMOUNT_OVERFLOW, ExceptionKind.GROUP_LIMIT)):
+        monthly = replace(make_exception(i, rng), kind=kind, ledger_currency=None)
+        default = replace(
+            make_exception(10 + i, rng),
+            kind=kind,
+            ledger_currency=None,
+            raised_at_ms=_month_start_ms((2300, 1)),  # outside the window: DEFAULT
+        )
+        records += [monthly, default, resolve(monthly)]
+    produce(sink_env.kafka, sink_env.topics, records, expected)
+    with sink_env.in_process():
+        sink_env.wait_caught_up()
+    _assert_equal(sink_env, expected)
+    with connect(sink_env.database_url, sink_env.schema) as conn:
+        stored = conn.execute(
+            "SELECT kind, status, tableoid::regclass::text = 'recon_exceptions_default'"
+            " FROM recon_exceptions ORDER BY 1, 2, 3"
+        ).fetchall()
+        sink_dead = conn.execute("SELECT count(*) FROM recon_dead_letters").fetchone()
+    assert stored == [
+        ("AMOUNT_OVERFLOW", "open", True),
+        ("AMOUNT_OVERFLOW", "resolved", False),
+        ("GROUP_LIMIT", "open", True),
+        ("GROUP_LIMIT", "resolved", False),
+    ]
+    assert sink_dead == (0,)
 
 
 def test_resolved_wins_whatever_the_order_across_batches(sink_env: SinkEnv) -> None:
@@ -223,6 +298,10 @@ def test_postgres_outage_pauses_and_recovers_without_loss(sink_env: SinkEnv) -> 
 
 def _asdict(record: object) -> dict[str, object]:
     return {f: getattr(record, f) for f in record.__slots__}  # type: ignore[attr-defined]
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _month_start_ms(month: tuple[int, int]) -> int:

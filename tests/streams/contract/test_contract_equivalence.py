@@ -13,7 +13,10 @@ from streams.contract import CURRENCIES, decode_input, encode_avro
 from streams.contract.decode import MAX_EVENT_TIME_MS
 from streams.contract.model import Flow, InputEvent, Side
 
-TEXT = st.text(min_size=1, max_size=128)
+# Event ids and references: any text PostgreSQL can hold (no NUL, no lone surrogate).
+TEXT = st.text(
+    st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), min_size=1, max_size=128
+)
 OFFSETS = st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59)
 
 

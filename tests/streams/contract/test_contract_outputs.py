@@ -75,6 +75,10 @@ dead_letters = st.builds(
     value=st.none() | st.binary(),
     reason=st.text(),
     detail=st.text(),
+    key_size=st.none() | st.integers(min_value=0, max_value=2**63 - 1),
+    value_size=st.none() | st.integers(min_value=0, max_value=2**63 - 1),
+    key_sha256=st.none() | st.text(),
+    value_sha256=st.none() | st.text(),
 )
 
 

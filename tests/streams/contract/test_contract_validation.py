@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
@@ -16,7 +17,9 @@ from streams.contract import (
     default_registry,
     encode_avro,
     parse_event_time,
+    validate_record,
 )
+from streams.contract.decode import unstorable_text
 from streams.contract.model import DeadLetter, Flow, Heartbeat, InputEvent, Side
 
 PAYMENT: dict[str, Any] = {
@@ -293,6 +296,51 @@ REJECTIONS: list[tuple[str, Side, bytes | None, bytes | None, RejectReason]] = [
     ("empty key", Side.PAYMENT, b"", _json(PAYMENT), RejectReason.KEY_MISMATCH),
     ("other key", Side.LEDGER, b"REF-2", _json(LEDGER), RejectReason.KEY_MISMATCH),
     ("non-utf8 key", Side.LEDGER, b"\xffREF-1", _json(LEDGER), RejectReason.KEY_MISMATCH),
+    # Text PostgreSQL cannot hold: NUL anywhere in an event id or reference.
+    (
+        "NUL in event_id",
+        Side.PAYMENT,
+        KEY,
+        _json(PAYMENT, event_id="evt\x00-1"),
+        RejectReason.BAD_VALUE,
+    ),
+    ("NUL event_id", Side.LEDGER, KEY, _json(LEDGER, event_id="\x00"), RejectReason.BAD_VALUE),
+    (
+        "NUL in reference",
+        Side.PAYMENT,
+        b"REF\x00-1",
+        _json(PAYMENT, reference="REF\x00-1"),
+        RejectReason.BAD_REFERENCE,
+    ),
+    (
+        "NUL at the end of reference",
+        Side.LEDGER,
+        b"REF-1\x00",
+        _json(LEDGER, reference="REF-1\x00"),
+        RejectReason.BAD_REFERENCE,
+    ),
+    # Lone surrogates never get that far: orjson refuses them as escapes and as bytes.
+    (
+        "lone high surrogate escape",
+        Side.PAYMENT,
+        KEY,
+        _json(PAYMENT, event_id="SURR").replace(b"SURR", b"\\ud800"),
+        RejectReason.BAD_JSON,
+    ),
+    (
+        "lone low surrogate escape",
+        Side.PAYMENT,
+        KEY,
+        _json(PAYMENT, reference="SURR").replace(b"SURR", b"R\\udc00"),
+        RejectReason.BAD_JSON,
+    ),
+    (
+        "surrogate as UTF-8 bytes",
+        Side.PAYMENT,
+        KEY,
+        _json(PAYMENT, reference="SURR").replace(b"SURR", b"R\xed\xa0\x80"),
+        RejectReason.BAD_JSON,
+    ),
 ]
 
 
@@ -387,6 +435,31 @@ def _avro_payment(**changes: Any) -> dict[str, Any]:
             RejectReason.BAD_EVENT_TIME,
             id="avro heartbeat negative",
         ),
+        pytest.param(
+            Side.PAYMENT,
+            KEY,
+            encode_avro("PaymentEvent", _avro_payment(event_id="evt-\x00")),
+            RejectReason.BAD_VALUE,
+            id="avro NUL in event_id",
+        ),
+        pytest.param(
+            Side.PAYMENT,
+            b"\x00REF-1",
+            encode_avro("PaymentEvent", _avro_payment(reference="\x00REF-1")),
+            RejectReason.BAD_REFERENCE,
+            id="avro NUL in reference",
+        ),
+        pytest.param(
+            Side.PAYMENT,
+            KEY,
+            # Same length, so the Avro string length stays right: a surrogate encoded as if it
+            # were UTF-8 (CESU-8 style), which fastavro's strict UTF-8 decoding refuses.
+            encode_avro("PaymentEvent", _avro_payment(event_id="SURR")).replace(
+                b"SURR", b"S\xed\xa0\x80"
+            ),
+            RejectReason.BAD_AVRO,
+            id="avro surrogate bytes in event_id",
+        ),
     ],
 )
 def test_avro_rejections(side: Side, key: bytes | None, value: bytes, reason: RejectReason) -> None:
@@ -478,6 +551,13 @@ GOOD: list[tuple[str, Side, bytes | None, bytes, dict[str, Any]]] = [
         _json(PAYMENT, reference="Zahlung-ü€"),
         {"reference": "Zahlung-ü€"},
     ),
+    (
+        "noncharacters, astral plane and controls other than NUL",
+        Side.PAYMENT,
+        "R\uffff\U0010ffff\U0001f600\x01".encode(),
+        _json(PAYMENT, reference="R\uffff\U0010ffff\U0001f600\x01", event_id="\x7f\ufffe"),
+        {"reference": "R\uffff\U0010ffff\U0001f600\x01", "event_id": "\x7f\ufffe"},
+    ),
 ]
 
 
@@ -543,12 +623,77 @@ def test_heartbeats(side: Side, key: bytes | None, value: bytes, expected_ms: in
     assert decode_input(side, key, value, 9) == Heartbeat(side, expected_ms, 9)
 
 
+@pytest.mark.parametrize(
+    ("changes", "reason", "words"),
+    [
+        ({"event_id": "e\x00"}, RejectReason.BAD_VALUE, ("event_id", "NUL")),
+        ({"event_id": "e\ud800"}, RejectReason.BAD_VALUE, ("event_id", "surrogate", "U+D800")),
+        ({"reference": "\x00"}, RejectReason.BAD_REFERENCE, ("reference", "NUL")),
+        ({"reference": "R\udfff"}, RejectReason.BAD_REFERENCE, ("reference", "U+DFFF")),
+    ],
+)
+def test_records_with_unstorable_text_are_rejected(
+    changes: dict[str, str], reason: RejectReason, words: tuple[str, ...]
+) -> None:
+    """Decoders never produce lone surrogates, but validate_record is public: it checks anyway."""
+    record = {**PAYMENT, **changes}
+    result = validate_record(record, Side.PAYMENT, KEY, 0)
+    assert isinstance(result, Rejection)
+    assert result.reason is reason
+    for word in words:
+        assert word in result.detail
+    # The detail itself is storable text.
+    assert "\x00" not in result.detail
+    result.detail.encode()
+
+
+UNSTORABLE_SAMPLES = [
+    "REF-1",
+    "Zahlung-ü€",
+    "\uffff\ufffe",
+    "\U0010ffff\U0001f600",
+    "\x01\x7f\x1b",
+    "a\x00",
+    "\x00",
+    "\ud800",
+    "x\udfff",
+    "\udbff\udfff",  # two lone surrogates (a Python str, not a pair)
+]
+
+
+def test_unstorable_text_is_exactly_what_postgresql_refuses(database_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for text in UNSTORABLE_SAMPLES:
+            raw = text.encode("utf-8", "surrogatepass")
+            try:
+                stored = conn.execute("SELECT convert_from(%s, 'UTF8')", [raw]).fetchone()
+            except psycopg.DataError:
+                accepted = False
+            else:
+                accepted = stored == (text,)
+            assert (unstorable_text(text) is None) is accepted, text
+
+
 def test_dead_letter_helper() -> None:
     value = _json(PAYMENT, currency="XYZ")
     rejection = decode_input(Side.PAYMENT, KEY, value, 11)
     assert isinstance(rejection, Rejection)
     dl = dead_letter("payments", 2, 11, KEY, value, rejection)
-    assert dl == DeadLetter("payments", 2, 11, KEY, value, "UNKNOWN_CURRENCY", rejection.detail)
+    assert dl == DeadLetter(
+        "payments",
+        2,
+        11,
+        KEY,
+        value,
+        "UNKNOWN_CURRENCY",
+        rejection.detail,
+        key_size=len(KEY),
+        value_size=len(value),
+        key_sha256=hashlib.sha256(KEY).hexdigest(),
+        value_sha256=hashlib.sha256(value).hexdigest(),
+    )
 
 
 def test_decoder_never_raises_on_garbage() -> None:

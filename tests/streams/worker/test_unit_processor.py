@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from hashlib import blake2b
+from hashlib import blake2b, sha256
 
 import orjson
 import pytest
@@ -291,7 +291,10 @@ def test_invalid_json_is_dead_lettered_with_the_original_record(value: bytes) ->
 
     assert len(result.dead_letters) == 1
     dead = result.dead_letters[0]
-    assert dead == DeadLetter(LED, 2, 11, key, value, "BAD_JSON", dead.detail)
+    assert dead == DeadLetter(
+        LED, 2, 11, key, value, "BAD_JSON", dead.detail,
+        len(key), len(value), sha256(key).hexdigest(), sha256(value).hexdigest(),
+    )  # fmt: skip
     assert dead.detail
     assert result.matches == []
     assert result.exceptions == []
