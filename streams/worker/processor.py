@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from streams.contract import bounded_dead_letter
 from streams.contract.codec import OutputCodec
 from streams.contract.decode import InputDecoder, Rejection, RejectReason, dead_letter
 from streams.contract.model import (
@@ -350,6 +351,7 @@ class BatchProcessor:
 
     @staticmethod
     def _dead_letter(record: RawRecord, reason: str, detail: str) -> DeadLetter:
-        return DeadLetter(
+        # A bounded prefix of the raw bytes with their size and digest: always sendable.
+        return bounded_dead_letter(
             record.topic, record.partition, record.offset, record.key, record.value, reason, detail
         )

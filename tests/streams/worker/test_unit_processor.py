@@ -267,7 +267,11 @@ def test_record_from_an_unknown_topic_is_dead_lettered() -> None:
 
     assert len(result.dead_letters) == 1
     dead = result.dead_letters[0]
-    assert dead == DeadLetter("refunds", p, 3, ref.encode(), value, "UNKNOWN_TOPIC", dead.detail)
+    key = ref.encode()
+    assert dead == DeadLetter(
+        "refunds", p, 3, key, value, "UNKNOWN_TOPIC", dead.detail,
+        len(key), len(value), sha256(key).hexdigest(), sha256(value).hexdigest(),
+    )  # fmt: skip
     assert result.matches == []
     assert result.exceptions == []
     assert len(stores[p]) == 0
