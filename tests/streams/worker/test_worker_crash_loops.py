@@ -185,7 +185,9 @@ def test_sums_beyond_64_bits_are_amount_overflow_exceptions(
     out = outputs.read_until(lambda o: len(o.exceptions) >= 5 and len(o.matches) >= 1)
     out = outputs.settle()
     _alive(worker)
-    got = sorted((e.kind.value, e.payment_event_ids, e.payment_amount_minor) for e in out.exceptions)
+    got = sorted(
+        (e.kind.value, e.payment_event_ids, e.payment_amount_minor) for e in out.exceptions
+    )
     assert got == [
         ("AMOUNT_OVERFLOW", ("MAX-2-p1",), MAX),
         ("AMOUNT_OVERFLOW", ("MAX-3-p1",), MAX),

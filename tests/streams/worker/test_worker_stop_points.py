@@ -72,8 +72,7 @@ def test_sigterm_at_every_point_of_the_batch_cycle_loses_nothing(
         return (
             truth.matches.keys() <= {m.match_id for m in out.matches}
             and truth.exceptions.keys() <= {e.exception_id for e in out.exceptions}
-            and resolved
-            <= {e.exception_id for e in out.exceptions if e.status.value == "resolved"}
+            and resolved <= {e.exception_id for e in out.exceptions if e.status.value == "resolved"}
         )
 
     out = outputs.read_until(complete, timeout=180)
