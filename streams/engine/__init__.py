@@ -7,10 +7,11 @@ What an adapter must know:
   :class:`PartitionMismatchError`. Stores must order keys bytewise (rocksdict: raw mode).
 * Pass every record, events and heartbeats, with its source offset in its own topic partition,
   in consumption order. Offsets at or below the highest applied one of that side are taken as
-  redeliveries and re-emit their recorded outputs.
-* ``on_batch`` defers the watermark sweep to the end of the batch and records what it emits
-  under the batch's last input: send a batch's outputs before committing any of its offsets,
-  then call ``on_committed(store, partition, side, next_offset)`` per side.
+  redeliveries and skipped: persist a call's state changes and send its outputs atomically
+  (the worker does both in one Kafka transaction), so a redelivered input's outputs are out.
+* ``on_batch`` defers the watermark sweep to the end of the call. With a ``budget`` the sweep
+  takes at most that many steps and the call may return ``paused``: persist it, then call again
+  with the items not ``consumed`` (or none) until it does not pause.
 * With a :class:`~streams.state.batching.BatchingStore`, flush it before sending the outputs.
 * An engine instance serves one call at a time (it keeps per-call cursors).
 """

@@ -130,7 +130,7 @@ def test_released_backlog_of_100k_payments_goes_out_in_bounded_transactions(
     # Bounded memory: the whole release never sits in memory (it peaked at 1.34 GB for 1M).
     peak = _rss_peak_mb(worker)
     print(f"worker peak RSS {peak:.0f} MB for a {count}-payment release")
-    assert peak < 600, peak
+    assert peak < 350, peak
     _restart_processes_a_pair(worker, start_worker, worker_settings, outputs, "w2")
 
 
@@ -254,5 +254,5 @@ def test_nul_in_reference_or_event_id_is_rejected_at_the_worker(
     out = outputs.read_until(lambda o: len(o.dead_letters) >= 2 and len(o.matches) >= 1)
     _alive(worker)
     reasons = sorted((d.key, d.reason) for d in out.dead_letters)
-    assert reasons == [(b"NULID", "BAD_VALUE"), (nul_ref.encode(), "BAD_REFERENCE")]
+    assert reasons == [(nul_ref.encode(), "BAD_REFERENCE"), (b"NULID", "BAD_VALUE")]
     assert [m.reference for m in out.matches] == ["FINE"]
