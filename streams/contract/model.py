@@ -77,6 +77,15 @@ class Heartbeat:
 
 
 @dataclass(frozen=True, slots=True)
+class Consumed:
+    """An input record that reached no engine rule (it was dead-lettered): only its offset
+    counts, so the engine's applied offset covers every record read, and a skipped one shows."""
+
+    side: Side
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class MatchRecord:
     match_id: str
     reference: str

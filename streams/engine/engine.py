@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from itertools import islice
 
 from streams.contract.model import (
+    Consumed,
     ExceptionKind,
     ExceptionRecord,
     ExceptionStatus,
@@ -55,7 +56,7 @@ from streams.engine.views import (
 )
 from streams.state.base import KeyValueStore, prefix_end
 
-Item = InputEvent | Heartbeat
+Item = InputEvent | Heartbeat | Consumed
 
 _PAY = keys.SIDE_CODE[Side.PAYMENT]
 _LED = keys.SIDE_CODE[Side.LEDGER]
@@ -220,6 +221,9 @@ class MatchingEngine:
             _validate(item)
         if item.offset <= meta.offsets[code]:
             out.replays += 1
+            return True
+        if isinstance(item, Consumed):
+            meta.offsets[code] = item.offset
             return True
         if isinstance(item, InputEvent):
             ukey = keys.dedupe_key(item.side, item.event_id)

@@ -42,6 +42,7 @@ from streams.worker.changelog import StagedStore
 from streams.worker.heartbeats import IdleTracker, heartbeat_value
 from streams.worker.partitioning import partition_for
 from streams.worker.processor import BatchProcessor, BatchResult, RawRecord
+from streams.worker.refetch import RecordReader
 from streams.worker.restore import restore
 from streams.worker.sender import BatchSender, TransactionalSender
 from streams.worker.settings import WorkerSettings
@@ -86,8 +87,30 @@ def _decoder(settings: WorkerSettings) -> InputDecoder:
     return InputDecoder(schema_registry_client=SchemaRegistryClient(conf))
 
 
+class _App(faust.App):
+    """Faust's app, whose stop first lets the batch in flight finish.
+
+    Faust's own stop waits for unacked records only while the consumer holds an assignment (not
+    in the middle of a rebalance), and closes the tables' RocksDB before it cancels the agent.
+    Waiting here, in the documented ``on_stop`` hook, lets a stop find no batch half done.
+    """
+
+    batch_in_flight: asyncio.Future[None] | None = None
+    stopping: asyncio.Event | None = None
+
+    async def on_stop(self) -> None:
+        if self.stopping is not None:
+            self.stopping.set()  # a batch waiting on the schema registry gives up (exit 70)
+        task = self.batch_in_flight
+        if task is not None and not task.done():
+            log.info("stopping: waiting for the batch in flight")
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+        await super().on_stop()
+
+
 def create_app(settings: WorkerSettings) -> faust.App:
-    app = faust.App(
+    app = _App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.kafka.bootstrap_servers.split(",")],
         broker_credentials=_broker_credentials(settings),
@@ -186,6 +209,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         sweep_chunk=settings.sweep_chunk,
         max_event_time_ahead_ms=settings.max_event_time_ahead_ms,
         max_record_bytes=settings.max_record_bytes,
+        refetch=RecordReader(settings.kafka, f"{settings.app_id}-refetch").read,
     )
     stops = StopPoints(settings.fault_stop_at)
     # Partitions whose RocksDB is known to be at the end of the changelog since the last
@@ -232,11 +256,13 @@ def create_app(settings: WorkerSettings) -> faust.App:
             metrics.ENGINE_EVENTS.labels(name).inc(value)
         if result.isolated:
             metrics.ISOLATED.inc(result.isolated)
+        if result.refetched:
+            metrics.REFETCHED.inc(result.refetched)
         for partition, watermark in result.watermarks.items():
             if watermark is not None:
                 metrics.WATERMARK.labels(str(partition)).set(watermark)
 
-    stopping = asyncio.Event()
+    stopping = app.stopping = asyncio.Event()
 
     async def process_batch(records: list[RawRecord]) -> None:
         """Process a batch, retrying it whole while the schema registry does not answer: an
@@ -285,7 +311,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         """Process a batch to its end even if the agent is cancelled meanwhile (a stop):
         Faust's take buffer acks a batch's records whenever the agent leaves it, so leaving
         it half done would commit offsets of records never applied."""
-        task = asyncio.ensure_future(process_batch(records))
+        task = app.batch_in_flight = asyncio.ensure_future(process_batch(records))
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:

@@ -60,3 +60,8 @@ CHUNKS = Counter(
     "Kafka transactions committed (one per chunk; a batch that releases a backlog takes several)",
     registry=REGISTRY,
 )
+REFETCHED = Counter(
+    "recon_refetched_records_total",
+    "Input records the consumer skipped (Faust, across a rebalance), read again and applied",
+    registry=REGISTRY,
+)

@@ -14,6 +14,11 @@ that grows with it.
 A failure tied to one record (the engine raises on it, or one of its outputs cannot be encoded
 or is too large to send) never stops the partition: the partition's call is replayed one
 record at a time and only the record at fault is dead-lettered (``PROCESSING_ERROR``).
+
+No record is skipped. The state holds the highest offset applied per input partition (dead
+letters included, as :class:`Consumed`), so a batch that starts past the next offset shows that
+the consumer skipped records, which Faust's consumer does across a rebalance (docs/delivery.md,
+"Skipped records"). Those records are read again from Kafka (``refetch``) and applied first.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from streams.contract import bounded_dead_letter
 from streams.contract.codec import OutputCodec
 from streams.contract.decode import InputDecoder, Rejection, RejectReason, dead_letter
 from streams.contract.model import (
+    Consumed,
     DeadLetter,
     ExceptionRecord,
     Heartbeat,
@@ -83,6 +89,8 @@ class BatchResult:
     watermarks: dict[int, int | None] = field(default_factory=dict)
     # Records isolated because the engine or their outputs failed on them.
     isolated: int = 0
+    # Records the consumer skipped, read again from Kafka.
+    refetched: int = 0
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
@@ -96,15 +104,21 @@ class BatchResult:
             self.count(name, n)
         self.watermarks.update(other.watermarks)
         self.isolated += other.isolated
+        self.refetched += other.refetched
 
 
 class OutputTooLargeError(ReconError):
     """An output record is larger than the worker may send."""
 
 
+# Reads (topic, partition, start, end) again: the records at offsets start <= o < end.
+Refetch = Callable[[str, int, int, int], list["RawRecord"]]
+Item = InputEvent | Heartbeat | Consumed
+
+
 @dataclass(slots=True)
 class _PartitionWork:
-    items: list[tuple[RawRecord, InputEvent | Heartbeat]]
+    items: list[tuple[RawRecord, Item]]
     isolating: bool = False  # the engine failed on the batch: one record per call from now
 
 
@@ -120,11 +134,15 @@ class BatchRun:
         self._processor = processor
         self._admission = BatchResult()
         self._work: dict[int, _PartitionWork] = {}
-        for record in records:
-            item = processor.admit(record, self._admission)
+        for record in processor.without_gaps(records, self._admission):
+            item: Item | None = processor.admit(record, self._admission)
             work = self._work.get(record.partition)
             if work is None:
                 work = self._work[record.partition] = _PartitionWork([])
+            if item is None:
+                side = processor.side_of(record.topic)
+                # A dead letter's offset counts as read: the next record follows it.
+                item = Consumed(side, record.offset) if side is not None else None
             if item is not None:
                 work.items.append((record, item))
         self._started = False
@@ -138,6 +156,7 @@ class BatchRun:
         if not self._started:
             self._started = True
             self._processor.encode_dead_letters(self._admission.dead_letters, result)
+            result.refetched = self._admission.refetched
         for partition in list(self._work):
             work = self._work[partition]
             paused = self._processor.run_partition(partition, work, result)
@@ -160,6 +179,7 @@ class BatchProcessor:
         sweep_chunk: int | None = None,
         max_event_time_ahead_ms: int = 0,
         max_record_bytes: int = 900_000,
+        refetch: Refetch | None = None,
     ) -> None:
         self._engine = engine
         self._topics = topics
@@ -171,10 +191,50 @@ class BatchProcessor:
         self._sweep_chunk = sweep_chunk
         self._max_ahead = max_event_time_ahead_ms
         self._max_bytes = max_record_bytes
+        self._refetch = refetch
         # aiokafka's murmur2 is pure Python (~5 us); a reference's events share its partition.
         self._partition_of = lru_cache(maxsize=1 << 16)(
             lambda reference: partition_for(reference.encode(), partitions)
         )
+
+    def side_of(self, topic: str) -> Side | None:
+        return self._sides.get(topic)
+
+    def without_gaps(
+        self, records: Sequence[RawRecord], result: BatchResult
+    ) -> Sequence[RawRecord]:
+        """The batch with the records the consumer skipped read again and put first: every
+        input partition's records follow on from the highest offset its state has applied."""
+        if self._refetch is None:
+            return records
+        following: dict[tuple[str, int], int | None] = {}
+        out: list[RawRecord] = []
+        for record in records:
+            side = self._sides.get(record.topic)
+            if side is None:
+                out.append(record)
+                continue
+            tp = (record.topic, record.partition)
+            if tp in following:
+                expected = following[tp]
+            else:
+                state = progress(self._store_for(record.partition))
+                applied = state.applied_offset(side) if state else -1
+                expected = applied + 1 if applied >= 0 else None
+            if expected is not None and record.offset > expected:
+                missing = self._refetch(record.topic, record.partition, expected, record.offset)
+                log.warning(
+                    "%s[%d]: the consumer skipped offsets %d..%d; read %d records again",
+                    record.topic, record.partition, expected, record.offset - 1, len(missing),
+                )  # fmt: skip
+                result.refetched += len(missing)
+                out += missing
+            out.append(record)
+            if expected is None or record.offset >= expected:
+                following[tp] = record.offset + 1
+            else:
+                following[tp] = expected  # an older record again: a redelivery
+        return out
 
     def start(self, records: Sequence[RawRecord]) -> BatchRun:
         return BatchRun(self, records)
@@ -238,7 +298,7 @@ class BatchProcessor:
         self,
         store: KeyValueStore,
         partition: int,
-        items: list[InputEvent | Heartbeat],
+        items: list[Item],
         result: BatchResult,
         record: RawRecord | None,
     ) -> EngineOutput | None:
@@ -255,6 +315,8 @@ class BatchProcessor:
                 # pending, and is tried again with the partition's next batch.
                 log.error("partition %d: sweep failed: %s", partition, exc)
                 return None
+            if isinstance(items[0], Consumed):
+                return None  # a dead letter already: only its offset was to be recorded
             reference = record.key.decode(errors="replace")[:128] if record.key else None
             log.error(
                 "isolated record %s[%d]@%d (reference %r): %s: %s",

@@ -236,6 +236,7 @@ def test_far_future_pair_cannot_drag_the_watermark(
     verdict = check(truth, out.matches, out.exceptions, others)
     assert verdict.ok, "\n".join(verdict.problems)
     assert verdict.matches == len(truth.matches)
+    _restart_processes_a_pair(worker, start_worker, worker_settings, outputs, "w2")
 
 
 def test_nul_in_reference_or_event_id_is_rejected_at_the_worker(
@@ -256,3 +257,4 @@ def test_nul_in_reference_or_event_id_is_rejected_at_the_worker(
     reasons = sorted((d.key, d.reason) for d in out.dead_letters)
     assert reasons == [(nul_ref.encode(), "BAD_REFERENCE"), (b"NULID", "BAD_VALUE")]
     assert [m.reference for m in out.matches] == ["FINE"]
+    _restart_processes_a_pair(worker, start_worker, worker_settings, outputs, "w2")
