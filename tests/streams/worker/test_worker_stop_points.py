@@ -15,13 +15,16 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
+from confluent_kafka import Consumer, TopicPartition
 from worker_harness import OutputReader, Outputs, WorkerProcess
 
 from conftest import TEST_MATCH
+from streams.pipeline import worker_metric
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate
-from streams.simulate.truth import check, truth_of
+from streams.simulate.truth import Truth, check, truth_of
 from streams.worker.settings import WorkerSettings
 from streams.worker.stop_points import POINTS
 
@@ -66,17 +69,60 @@ def test_sigterm_at_every_point_of_the_batch_cycle_loses_nothing(
     assert len(stopped_at) >= 20 or len(stopped_at) == STOPS
     assert set(stopped_at) == set(POINTS) or len(POINTS) > STOPS
 
-    resolved = {i for i, e in truth.exceptions.items() if e["status"] == "resolved"}
-
-    def complete(out: Outputs) -> bool:
-        return (
-            truth.matches.keys() <= {m.match_id for m in out.matches}
-            and truth.exceptions.keys() <= {e.exception_id for e in out.exceptions}
-            and resolved <= {e.exception_id for e in out.exceptions if e.status.value == "resolved"}
-        )
-
-    out = outputs.read_until(complete, timeout=180)
+    out = outputs.read_until(lambda o: _complete(truth, o), timeout=180)
     out = outputs.settle()
     verdict = check(truth, out.matches, out.exceptions, out.dead_letters)
     assert verdict.ok, "\n".join(verdict.problems)
     assert verdict.matches == len(truth.matches)
+
+
+def test_offsets_committed_past_unread_records_are_read_again(
+    worker_settings: WorkerSettings, start_worker: StartWorker, outputs: OutputReader
+) -> None:
+    """What Faust's consumer does across a rebalance, made deterministic: the group's offsets
+    move past records no worker read. The worker sees from its state that records are missing,
+    reads them again and applies them: the outputs still equal the ground truth."""
+    sim = simulate(2000, seed=37, config=TEST_MATCH)
+    truth = truth_of(sim)
+    half = len(sim.records) // 2
+    t = worker_settings.topics
+    w1 = start_worker("w1")
+    produce(
+        replace(sim, records=sim.records[:half]), worker_settings.kafka, t,
+        worker_settings.partitions, flush_heartbeats=False,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while worker_metric(w1.port, "recon_records_in_total") < half:
+        assert time.monotonic() < deadline, w1.tail()
+        time.sleep(0.3)
+    w1.stop()
+    produce(replace(sim, records=sim.records[half:]), worker_settings.kafka, t,
+            worker_settings.partitions, flush_heartbeats=False)  # fmt: skip
+    # Move the group's committed offsets 5 records ahead on every input partition.
+    group = Consumer(
+        {**worker_settings.kafka.confluent_config(), "group.id": worker_settings.app_id}
+    )
+    tps = [TopicPartition(x, p) for x in (t.payments, t.ledger) for p in range(3)]
+    committed = group.committed(tps, timeout=30)
+    ahead = [TopicPartition(c.topic, c.partition, c.offset + 5) for c in committed]
+    assert all(c.offset >= 0 for c in committed), committed
+    group.commit(offsets=ahead, asynchronous=False)
+    group.close()
+    produce(replace(sim, records=[]), worker_settings.kafka, t, worker_settings.partitions)
+
+    w2 = start_worker("w2", data_dir=w1.data_dir)
+    out = outputs.read_until(lambda o: _complete(truth, o), timeout=180)
+    out = outputs.settle()
+    verdict = check(truth, out.matches, out.exceptions, out.dead_letters)
+    assert verdict.ok, "\n".join(verdict.problems)
+    assert worker_metric(w2.port, "recon_refetched_records_total") == 5 * len(tps)
+    assert "the consumer skipped offsets" in w2.log_path.read_text()
+
+
+def _complete(truth: Truth, out: Outputs) -> bool:
+    resolved = {i for i, e in truth.exceptions.items() if e["status"] == "resolved"}
+    return (
+        truth.matches.keys() <= {m.match_id for m in out.matches}
+        and truth.exceptions.keys() <= {e.exception_id for e in out.exceptions}
+        and resolved <= {e.exception_id for e in out.exceptions if e.status.value == "resolved"}
+    )
