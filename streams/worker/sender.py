@@ -96,6 +96,7 @@ class TransactionalSender(BatchSender):
         )
         self._changelog = changelog_topic
         self._changelog_last: dict[int, int] = {}
+        self._open = False  # a transaction is open
 
     def init(self, timeout: float = 60) -> None:
         """Register the transactional id: aborts what a previous run with it left open."""
@@ -115,6 +116,7 @@ class TransactionalSender(BatchSender):
     def begin(self) -> None:
         self._producer.begin_transaction()
         self._changelog_last = {}
+        self._open = True
 
     def changelog(self, partition: int, key: bytes, value: bytes | None) -> None:
         self.send(self._changelog, key, value, partition)
@@ -125,6 +127,7 @@ class TransactionalSender(BatchSender):
 
         Raises DeliveryFailedError when the transaction did not commit. It is then aborted if
         the producer can still abort; either way the batch must not be acked."""
+        self._open = False
         try:
             self.flush(timeout)  # serves the delivery reports: their offsets are the positions
             while True:
@@ -140,8 +143,10 @@ class TransactionalSender(BatchSender):
         return {p: offset + 1 for p, offset in self._changelog_last.items()}
 
     def abort(self, timeout: float = 30) -> None:
-        """Abort the open transaction: none of its records become visible."""
-        self._producer.abort_transaction(timeout)
+        """Abort the open transaction, if any: none of its records become visible."""
+        if self._open:
+            self._open = False
+            self._producer.abort_transaction(timeout)
         self._changelog_last = {}
 
     def _abort_after(self, exc: Exception) -> None:

@@ -12,6 +12,7 @@ assign and route the table's partitions; nothing is ever written to it (docs/del
 from __future__ import annotations
 
 import argparse
+import time
 
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import KafkaError, KafkaException, NewTopic
@@ -72,19 +73,27 @@ def create_topics(settings: WorkerSettings, replication_factor: int = 1) -> dict
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
             outcome[name] = "exists"
-    verify_copartitioned(settings, admin)
+    # A created topic reaches the metadata of every broker a moment later: wait for it.
+    verify_copartitioned(settings, admin, wait_s=30 if "created" in outcome.values() else 0)
     return outcome
 
 
-def verify_copartitioned(settings: WorkerSettings, admin: AdminClient | None = None) -> None:
+def verify_copartitioned(
+    settings: WorkerSettings, admin: AdminClient | None = None, wait_s: float = 0
+) -> None:
     admin = admin or AdminClient(settings.kafka.confluent_config())
-    metadata = admin.list_topics(timeout=30).topics
-    wrong = []
-    for spec in topic_specs(settings, 1):
-        found = metadata.get(spec.topic)
-        count = len(found.partitions) if found is not None else 0
-        if count != settings.partitions:
-            wrong.append(f"{spec.topic}: {count or 'missing'}")
+    deadline = time.monotonic() + wait_s
+    while True:
+        metadata = admin.list_topics(timeout=30).topics
+        wrong = []
+        for spec in topic_specs(settings, 1):
+            found = metadata.get(spec.topic)
+            count = len(found.partitions) if found is not None else 0
+            if count != settings.partitions:
+                wrong.append(f"{spec.topic}: {count or 'missing'}")
+        if not wrong or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
     if wrong:
         raise TopologyError(
             f"topics must all have {settings.partitions} partitions (RECON_PARTITIONS): "
