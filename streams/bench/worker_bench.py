@@ -55,7 +55,8 @@ def main() -> None:
         port = int(worker.env["RECON_WEB_PORT"])
         t0 = time.monotonic()
         seen, matches = 0.0, 0.0
-        while seen < total and time.monotonic() - t0 < 900:
+        # Until every record is read and every match is out (the last batch's release too).
+        while (seen < total or matches < len(truth.matches)) and time.monotonic() - t0 < 900:
             time.sleep(0.5)
             seen, matches = _metrics(port)
         worker_s = time.monotonic() - t0
