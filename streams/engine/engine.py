@@ -305,22 +305,11 @@ class MatchingEngine:
             out.buffered += 1
 
     def _conflict(self, ev: InputEvent, known: bytes) -> ExceptionRecord:
-        is_pay = ev.side is Side.PAYMENT
-        return ExceptionRecord(
-            exception_id=conflict_id(ev.side, ev.event_id, known, ev.content_hash),
-            reference=ev.reference,
-            flow=ev.flow,
-            kind=ExceptionKind.DUPLICATE_CONFLICT,
-            status=ExceptionStatus.OPEN,
-            currency=ev.currency,
-            ledger_currency=None,
-            payment_amount_minor=ev.amount_minor if is_pay else 0,
-            ledger_amount_minor=0 if is_pay else ev.amount_minor,
-            payment_event_ids=(ev.event_id,) if is_pay else (),
-            ledger_event_ids=() if is_pay else (ev.event_id,),
-            raised_at_ms=ev.event_time_ms,
-            resolved_at_ms=None,
-            detail=conflict_detail(
+        return _one_event_exception(
+            ev,
+            ExceptionKind.DUPLICATE_CONFLICT,
+            conflict_id(ev.side, ev.event_id, known, ev.content_hash),
+            conflict_detail(
                 side=ev.side,
                 event_id=ev.event_id,
                 reference=ev.reference,
@@ -493,9 +482,8 @@ class MatchingEngine:
         """Report an event its group cannot take, alone, as an open exception; it is not
         applied. Its id stays in the duplicate index until retention, so a redelivered copy
         is dropped, not reported again."""
-        is_pay = ev.side is Side.PAYMENT
         ids = (ev.event_id,)
-        pay_ids, led_ids = (ids, ()) if is_pay else ((), ids)
+        pay_ids, led_ids = (ids, ()) if ev.side is Side.PAYMENT else ((), ids)
         xid = exception_id(
             kind=kind,
             reference=ev.reference,
@@ -508,21 +496,11 @@ class MatchingEngine:
         limit = MAX_SUM if kind is ExceptionKind.AMOUNT_OVERFLOW else self.config.max_group_events
         out.parked += 1
         out.exceptions.append(
-            ExceptionRecord(
-                exception_id=xid,
-                reference=ev.reference,
-                flow=ev.flow,
-                kind=kind,
-                status=ExceptionStatus.OPEN,
-                currency=ev.currency,
-                ledger_currency=None,
-                payment_amount_minor=ev.amount_minor if is_pay else 0,
-                ledger_amount_minor=0 if is_pay else ev.amount_minor,
-                payment_event_ids=pay_ids,
-                ledger_event_ids=led_ids,
-                raised_at_ms=ev.event_time_ms,
-                resolved_at_ms=None,
-                detail=parked_detail(
+            _one_event_exception(
+                ev,
+                kind,
+                xid,
+                parked_detail(
                     kind=kind,
                     side=ev.side,
                     event_id=ev.event_id,
@@ -756,6 +734,30 @@ class MatchingEngine:
                     self._purge_group(store, g, record)
         else:
             raise CorruptStateError(f"unknown retention entry kind {kind!r}")
+
+
+def _one_event_exception(
+    ev: InputEvent | Buffered, kind: ExceptionKind, xid: str, detail: str
+) -> ExceptionRecord:
+    """An open exception about one event alone (a conflicting duplicate, a parked event)."""
+    is_pay = ev.side is Side.PAYMENT
+    ids = (ev.event_id,)
+    return ExceptionRecord(
+        exception_id=xid,
+        reference=ev.reference,
+        flow=ev.flow,
+        kind=kind,
+        status=ExceptionStatus.OPEN,
+        currency=ev.currency,
+        ledger_currency=None,
+        payment_amount_minor=ev.amount_minor if is_pay else 0,
+        ledger_amount_minor=0 if is_pay else ev.amount_minor,
+        payment_event_ids=ids if is_pay else (),
+        ledger_event_ids=() if is_pay else ids,
+        raised_at_ms=ev.event_time_ms,
+        resolved_at_ms=None,
+        detail=detail,
+    )
 
 
 def _validate(ev: InputEvent) -> None:
