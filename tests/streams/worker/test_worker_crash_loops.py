@@ -97,13 +97,13 @@ def test_released_backlog_of_100k_payments_goes_out_in_bounded_transactions(
     count = int(os.environ.get("RECON_TEST_BACKLOG", "100000"))  # 1000000 for the 1M release
     for i in range(count):
         ref = f"BACKLOG-{i}"
-        producer.produce(
-            worker_settings.topics.payments,
-            key=ref.encode(),
-            value=_payment(ref, f"bp{i}", 100 + i, T0 + i),
-        )
-        if i % 10_000 == 0:
-            producer.poll(0)
+        value = _payment(ref, f"bp{i}", 100 + i, T0 + i)
+        while True:
+            try:
+                producer.produce(worker_settings.topics.payments, key=ref.encode(), value=value)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain
+                producer.poll(0.1)
     assert producer.flush(120) == 0
     # Heartbeats per partition past every deadline, the ledger's the last: that one watermark
     # step per partition releases a third of the backlog and fires a third of the deadlines.
