@@ -111,8 +111,9 @@ class OutputTooLargeError(ReconError):
     """An output record is larger than the worker may send."""
 
 
-# Reads (topic, partition, start, end) again: the records at offsets start <= o < end.
-Refetch = Callable[[str, int, int, int], list["RawRecord"]]
+# Reads (topic, partition, start, end, limit) again: the first ``limit`` records at offsets
+# start <= o < end.
+Refetch = Callable[[str, int, int, int, int], list["RawRecord"]]
 Item = InputEvent | Heartbeat | Consumed
 
 
@@ -180,6 +181,7 @@ class BatchProcessor:
         max_event_time_ahead_ms: int = 0,
         max_record_bytes: int = 900_000,
         refetch: Refetch | None = None,
+        refetch_limit: int = 2000,
     ) -> None:
         self._engine = engine
         self._topics = topics
@@ -192,6 +194,7 @@ class BatchProcessor:
         self._max_ahead = max_event_time_ahead_ms
         self._max_bytes = max_record_bytes
         self._refetch = refetch
+        self._refetch_limit = refetch_limit
         # aiokafka's murmur2 is pure Python (~5 us); a reference's events share its partition.
         self._partition_of = lru_cache(maxsize=1 << 16)(
             lambda reference: partition_for(reference.encode(), partitions)
@@ -204,10 +207,15 @@ class BatchProcessor:
         self, records: Sequence[RawRecord], result: BatchResult
     ) -> Sequence[RawRecord]:
         """The batch with the records the consumer skipped read again and put first: every
-        input partition's records follow on from the highest offset its state has applied."""
+        input partition's records follow on from the highest offset its state has applied.
+
+        At most ``refetch_limit`` records are read again per gap. When a gap holds more, the
+        partition's records after it wait (Faust may ack them: the state still shows the rest
+        of the gap, so the next batch reads on from there)."""
         if self._refetch is None:
             return records
         following: dict[tuple[str, int], int | None] = {}
+        cut: set[tuple[str, int]] = set()  # a gap read in part: the rest of the batch waits
         out: list[RawRecord] = []
         for record in records:
             side = self._sides.get(record.topic)
@@ -215,6 +223,8 @@ class BatchProcessor:
                 out.append(record)
                 continue
             tp = (record.topic, record.partition)
+            if tp in cut:
+                continue
             if tp in following:
                 expected = following[tp]
             else:
@@ -222,13 +232,17 @@ class BatchProcessor:
                 applied = state.applied_offset(side) if state else -1
                 expected = applied + 1 if applied >= 0 else None
             if expected is not None and record.offset > expected:
-                missing = self._refetch(record.topic, record.partition, expected, record.offset)
+                limit = self._refetch_limit
+                missing = self._refetch(*tp, expected, record.offset, limit)
                 log.warning(
                     "%s[%d]: the consumer skipped offsets %d..%d; read %d records again",
                     record.topic, record.partition, expected, record.offset - 1, len(missing),
                 )  # fmt: skip
                 result.refetched += len(missing)
                 out += missing
+                if len(missing) >= limit:
+                    cut.add(tp)
+                    continue
             out.append(record)
             if expected is None or record.offset >= expected:
                 following[tp] = record.offset + 1

@@ -36,10 +36,10 @@ class RecordReader:
         )
 
     def read(
-        self, topic: str, partition: int, start: int, end: int, timeout: float = 60.0
+        self, topic: str, partition: int, start: int, end: int, limit: int, timeout: float = 60.0
     ) -> list[RawRecord]:
-        """The records at offsets ``start <= offset < end`` (fewer when some no longer exist:
-        deleted by retention, or transaction markers)."""
+        """The first ``limit`` records at offsets ``start <= offset < end`` (fewer when some
+        no longer exist: deleted by retention, or transaction markers)."""
         records: list[RawRecord] = []
         self._consumer.assign([TopicPartition(topic, partition, start)])
         deadline = time.monotonic() + timeout
@@ -52,7 +52,7 @@ class RecordReader:
                             return records
                         raise RefetchError(f"{topic}[{partition}] {start}..{end}: {err}")
                     offset = msg.offset()
-                    if offset is None or offset >= end:
+                    if offset is None or offset >= end or len(records) >= limit:
                         return records
                     kind, stamp = msg.timestamp()
                     records.append(

@@ -542,13 +542,13 @@ class Log:
         self.records = records
         self.reads: list[tuple[str, int, int, int]] = []
 
-    def read(self, topic: str, partition: int, start: int, end: int) -> list[RawRecord]:
+    def read(self, topic: str, partition: int, start: int, end: int, limit: int) -> list[RawRecord]:
         self.reads.append((topic, partition, start, end))
         return [
             r
             for r in self.records
             if (r.topic, r.partition) == (topic, partition) and start <= r.offset < end
-        ]
+        ][:limit]
 
 
 def test_records_the_consumer_skipped_are_read_again_and_applied_in_order() -> None:
@@ -590,3 +590,27 @@ def test_a_dead_letter_is_not_taken_for_a_skipped_record() -> None:
     assert log.reads == []
     assert second.refetched == 0
     assert second.counters["events"] == 1
+
+
+def test_a_long_gap_is_read_in_parts_and_nothing_past_it_is_applied_first() -> None:
+    p = 2
+    refs = refs_on(p, 10, "LONG")
+    log = Log(
+        [pay(p, i, ref, f"P{i}", 100 + i, T0 + i) for i, ref in enumerate(refs)]
+        + [led(p, i, ref, f"L{i}", 100 + i, T0 + 20 + i) for i, ref in enumerate(refs)]
+        + [hb(PAY, p, 10, T0 + HOUR), hb(LED, p, 10, T0 + HOUR)]
+    )
+    whole = processor(Stores()).process(log.records)
+    assert len(whole.matches) == 10
+
+    stores = Stores()
+    proc = BatchProcessor(
+        MatchingEngine(), TOPICS, PARTITIONS, stores, refetch=log.read, refetch_limit=3
+    )
+    out = proc.process([r for r in log.records if r.offset == 0])
+    # Then only the last records arrive, again and again (as a consumer past the gap would).
+    tail = [r for r in log.records if r.offset >= 9]
+    for _ in range(4):
+        out.extend(proc.process(tail))
+    assert out.matches == whole.matches
+    assert MatchingEngine().snapshot(stores[p], p).payment_offset == 10
