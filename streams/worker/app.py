@@ -210,6 +210,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         max_event_time_ahead_ms=settings.max_event_time_ahead_ms,
         max_record_bytes=settings.max_record_bytes,
         refetch=RecordReader(settings.kafka, f"{settings.app_id}-refetch").read,
+        refetch_limit=settings.batch_max,
     )
     stops = StopPoints(settings.fault_stop_at)
     # Partitions whose RocksDB is known to be at the end of the changelog since the last
