@@ -49,11 +49,14 @@ test-unit: venv
 	$(BIN)/pytest -m 'not integration' $(PYTEST_ARGS)
 
 lint: venv
-	$(BIN)/ruff check streams connectors tests
-	$(BIN)/ruff format --check streams connectors tests
+	$(BIN)/ruff check streams connectors tests bench
+	$(BIN)/ruff format --check streams connectors tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 
 bench: up
+	$(BIN)/python bench/passthrough.py --count 100000
+	$(BIN)/python bench/passthrough.py --count 100000 --parse
 	$(BIN)/python -m streams.bench.engine_bench --events 200000 --groups 20000
 	$(BIN)/python -m streams.bench.pipeline_bench --count 50000
 	$(BIN)/python -m streams.bench.worker_bench --count 100000
