@@ -63,6 +63,7 @@ def env_for(
         "RECON_AMOUNT_TOLERANCE_MINOR": str(m.amount_tolerance_minor),
         "RECON_AMOUNT_TOLERANCE_BPS": str(m.amount_tolerance_bps),
         "RECON_BATCH_MAX": str(settings.batch_max),
+        "RECON_BATCH_EVENTS": str(settings.batch_events),
         "RECON_PG_SCHEMA": schema,
         "RECON_SINK_GROUP_ID": f"{settings.app_id}-sink",
         "PYTHONUNBUFFERED": "1",
@@ -116,6 +117,11 @@ class Process:
                 self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
 
     def wait_for_log(self, needle: bytes, timeout: float) -> None:
         deadline = time.monotonic() + timeout

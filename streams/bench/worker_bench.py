@@ -10,6 +10,10 @@ the worker's batch processor in-process, over memory stores, for the ratio.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -28,11 +32,26 @@ def _metrics(port: int) -> tuple[float, float]:
     return worker_metric(port, "recon_records_in_total"), worker_metric(port, "recon_matches_total")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _py_spy(pid: int, path: str) -> subprocess.Popen[bytes]:
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    argv = [spy, "record", "-p", str(pid), "-o", path, "--format", "raw", "-r", "200"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument(
+        "--profile", metavar="PATH", help="py-spy the worker while it runs (collapsed stacks)"
+    )
     args = parser.parse_args()
 
     config = MatchConfig(amount_tolerance_minor=5, amount_tolerance_bps=10)
@@ -53,6 +72,8 @@ def main() -> None:
         )
         worker = pipe.worker()
         port = int(worker.env["RECON_WEB_PORT"])
+        spy = _py_spy(worker.pid, args.profile) if args.profile else None
+        cpu0 = _cpu_seconds(worker.pid)
         t0 = time.monotonic()
         seen, matches = 0.0, 0.0
         # Until every record is read and every match is out (the last batch's release too).
@@ -60,8 +81,22 @@ def main() -> None:
             time.sleep(0.5)
             seen, matches = _metrics(port)
         worker_s = time.monotonic() - t0
+        cpu_s = _cpu_seconds(worker.pid) - cpu0
+        batches = worker_metric(port, "recon_batch_seconds_count")
+        in_batches = worker_metric(port, "recon_batch_seconds_sum")
+        chunks = worker_metric(port, "recon_transactions_total")
+        committing = worker_metric(port, "recon_transaction_commit_seconds_sum")
+        applying = worker_metric(port, "recon_state_apply_seconds_sum")
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+            spy.wait(60)
     print(
         f"worker (Faust, RocksDB, real broker): {seen:,.0f} records in {worker_s:.1f}s = {seen / worker_s:,.0f} records/s; {matches:,.0f} matches"
+    )
+
+    print(
+        f"worker batches: {batches:,.0f} ({seen / max(batches, 1):,.0f} records each, {chunks:,.0f} transactions), {in_batches:.1f}s in batches, {committing:.1f}s of it committing, {applying:.1f}s writing RocksDB\n"
+        f"worker CPU: {cpu_s:.1f}s over {worker_s:.1f}s wall ({cpu_s / worker_s:.0%} of a core), {seen / cpu_s:,.0f} records per CPU second"
     )
 
     t1 = time.monotonic()

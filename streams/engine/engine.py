@@ -300,7 +300,7 @@ class MatchingEngine:
             self._timers_dirty = True
         else:
             key = keys.buffer_key(ev.event_time_ms, ev.side, ev.offset)
-            store.put(key, codec.encode_buffered(buffered))
+            store.insert(key, codec.encode_buffered(buffered))  # one key per input offset
             self._buffered[key] = buffered
             out.buffered += 1
 
@@ -435,7 +435,8 @@ class MatchingEngine:
             if g.deadline is not None:
                 store.delete(keys.deadline_key(g.deadline, g.gid))
             if wanted is not None:
-                store.put(keys.deadline_key(wanted, g.gid), b"")
+                # A group has one deadline entry, g.deadline's, deleted above: this one is new.
+                store.insert(keys.deadline_key(wanted, g.gid), b"")
                 if self._floor_deadline is not None and wanted < self._floor_deadline:
                     self._floor_deadline = wanted
                 if self._next_deadline is not None and wanted < self._next_deadline:

@@ -21,6 +21,11 @@ class KeyValueStore(ABC):
     @abstractmethod
     def put(self, key: bytes, value: bytes) -> None: ...
 
+    def insert(self, key: bytes, value: bytes) -> None:
+        """``put`` of a key the caller knows the store does not hold (a unique new index
+        entry): a write-batching store need not write a delete for it if it goes again."""
+        self.put(key, value)
+
     @abstractmethod
     def delete(self, key: bytes) -> None:
         """Remove ``key``; a missing key is not an error."""

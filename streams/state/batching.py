@@ -2,7 +2,11 @@
 
 Reads look in the overlay first; writes and deletes stay in the overlay (a delete is kept as a
 tombstone, ``None``) until :meth:`flush`, which hands every touched key once to the backing
-store's ``write_many`` (one RocksDB ``WriteBatch`` for :class:`RocksDictStore`). ``scan`` merges
+store's ``write_many`` (one RocksDB ``WriteBatch`` for :class:`RocksDictStore`). A key known
+to be absent from the backing store (a read found nothing, or it came by :meth:`insert`) that
+is deleted again before the flush is not written at all: most of a batch's index entries
+(buffered events released, deadlines of groups that closed) live and die within it, and each
+delete would otherwise cost a changelog record and a RocksDB tombstone. ``scan`` merges
 the overlay and the backing store in key order, the overlay winning and tombstones hiding keys.
 
 The overlay's key order is kept lazily and per first key byte (the engine's record type): new
@@ -21,7 +25,7 @@ from streams.state.base import KeyValueStore
 
 
 class BatchingStore(KeyValueStore):
-    __slots__ = ("_backing", "_new", "_overlay", "_sorted")
+    __slots__ = ("_absent", "_backing", "_new", "_overlay", "_sorted")
 
     def __init__(self, backing: KeyValueStore) -> None:
         self._backing = backing
@@ -30,6 +34,8 @@ class BatchingStore(KeyValueStore):
         # still waiting in ``_new``.
         self._sorted: dict[bytes, list[bytes]] = {}
         self._new: dict[bytes, list[bytes]] = {}
+        # Keys the backing store does not hold: their tombstones need not be written.
+        self._absent: set[bytes] = set()
 
     @property
     def backing(self) -> KeyValueStore:
@@ -44,7 +50,15 @@ class BatchingStore(KeyValueStore):
         overlay = self._overlay
         if key in overlay:
             return overlay[key]
-        return self._backing.get(key)
+        value = self._backing.get(key)
+        if value is None:
+            self._absent.add(key)
+        return value
+
+    def insert(self, key: bytes, value: bytes) -> None:
+        if key not in self._overlay:  # else the overlay's view, not the backing's, was absent
+            self._absent.add(key)
+        self.put(key, value)
 
     def put(self, key: bytes, value: bytes) -> None:
         overlay = self._overlay
@@ -132,7 +146,7 @@ class BatchingStore(KeyValueStore):
                 key = keys[i]
                 if key >= end:
                     break
-                value = overlay[key]
+                value = overlay.get(key)
                 if value is not None:
                     mine = key, value
                     break
@@ -152,8 +166,13 @@ class BatchingStore(KeyValueStore):
         """Write every touched key once to the backing store; return how many."""
         if not self._overlay:
             return 0
-        changes = list(self._overlay.items())
-        self._backing.write_many(changes)
+        absent = self._absent
+        if absent:
+            changes = [(k, v) for k, v in self._overlay.items() if v is not None or k not in absent]
+        else:
+            changes = list(self._overlay.items())
+        if changes:
+            self._backing.write_many(changes)
         self.discard()
         return len(changes)
 
@@ -162,3 +181,4 @@ class BatchingStore(KeyValueStore):
         self._overlay = {}
         self._sorted = {}
         self._new = {}
+        self._absent = set()

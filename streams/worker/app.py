@@ -39,9 +39,10 @@ from streams.state.base import KeyValueStore
 from streams.state.rocksdict_store import RocksDictStore
 from streams.worker import metrics
 from streams.worker.changelog import StagedStore
+from streams.worker.faust_batches import SCHEME, PartitionBatch
 from streams.worker.heartbeats import IdleTracker, heartbeat_value
 from streams.worker.partitioning import partition_for
-from streams.worker.processor import BatchProcessor, BatchResult, RawRecord
+from streams.worker.processor import BatchProcessor, BatchResult, InputRecord
 from streams.worker.refetch import RecordReader
 from streams.worker.restore import restore
 from streams.worker.sender import BatchSender, TransactionalSender
@@ -110,9 +111,15 @@ class _App(faust.App):
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
+    hosts = settings.kafka.bootstrap_servers.split(",")
     app = _App(
         settings.app_id,
-        broker=[f"kafka://{host}" for host in settings.kafka.bootstrap_servers.split(",")],
+        broker=[f"kafka://{host}" for host in hosts],
+        # Whole partition batches through Faust's consumer (streams/worker/faust_batches.py).
+        broker_consumer=[f"{SCHEME}://{host}" for host in hosts],
+        broker_max_poll_records=settings.batch_max,
+        # Buffered events are partition batches now: a few per partition bound the memory.
+        stream_buffer_maxsize=settings.batch_events * 2,
         broker_credentials=_broker_credentials(settings),
         store="rocksdb://",
         datadir=str(settings.data_dir),
@@ -241,8 +248,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         )
 
     def send(result: BatchResult) -> None:
-        for r in result.outgoing:
-            sender.send(r.topic, r.key, r.value, r.partition)
+        sender.send_outputs((r.topic, r.key, r.value, r.partition) for r in result.outgoing)
 
     def count(result: BatchResult) -> None:
         """Metrics of a committed chunk."""
@@ -265,7 +271,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
 
     stopping = app.stopping = asyncio.Event()
 
-    async def process_batch(records: list[RawRecord]) -> None:
+    async def process_batch(records: list[InputRecord]) -> None:
         """Process a batch, retrying it whole while the schema registry does not answer: an
         outage pauses the worker instead of dead-lettering records that may be fine."""
         await stops.reached("after_fetch")
@@ -286,7 +292,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    async def process_batch_once(records: list[RawRecord]) -> None:
+    async def process_batch_once(records: list[InputRecord]) -> None:
         """Restore, then per chunk: process, commit the transaction, apply to RocksDB. After
         the last chunk the batch may be acked (and so its input offsets committed by Faust)."""
         loop = asyncio.get_running_loop()
@@ -300,15 +306,19 @@ def create_app(settings: WorkerSettings) -> faust.App:
             await stops.reached("after_engine")
             send(result)
             await stops.reached("after_send")
+            began = time.perf_counter()
             positions = await loop.run_in_executor(None, sender.commit)
+            committed = time.perf_counter()
+            metrics.COMMIT_SECONDS.observe(committed - began)
             await stops.reached("after_commit")
             for partition, store in staged.items():
                 store.apply(positions.get(partition))
             staged.clear()
+            metrics.APPLY_SECONDS.observe(time.perf_counter() - committed)
             count(result)
         await stops.reached("before_ack")
 
-    async def finish(records: list[RawRecord]) -> None:
+    async def finish(records: list[InputRecord]) -> None:
         """Process a batch to its end even if the agent is cancelled meanwhile (a stop):
         Faust's take buffer acks a batch's records whenever the agent leaves it, so leaving
         it half done would commit offsets of records never applied."""
@@ -327,30 +337,25 @@ def create_app(settings: WorkerSettings) -> faust.App:
     @app.agent(inputs)
     async def reconcile(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         within = settings.batch_within_ms / 1000
-        async for events in cast(Any, stream).take_events(settings.batch_max, within=within):
+        # Each event is one fetched batch of one input partition (streams/worker/faust_batches.py);
+        # a worker batch takes up to batch_events of them, one Kafka transaction.
+        async for events in cast(Any, stream).take_events(settings.batch_events, within=within):
             started = time.perf_counter()
             stops.batch_started()
-            records = [
-                RawRecord(
-                    e.message.topic,
-                    e.message.partition,
-                    e.message.offset,
-                    e.message.key,
-                    e.message.value,
-                    # Faust keeps aiokafka's integer milliseconds as float seconds.
-                    round(e.message.timestamp * 1000) if e.message.timestamp else None,
-                )
-                for e in events
-            ]
+            records: list[InputRecord] = []
             now = time.monotonic()
-            per_topic: dict[str, int] = {}
-            for r in records:
-                per_topic[r.topic] = per_topic.get(r.topic, 0) + 1
-                side = sides.get(r.topic)
+            for e in events:
+                message = e.message
+                if not isinstance(message, PartitionBatch):
+                    # Cannot happen with our transport; raising would let Faust ack it.
+                    log.critical("not a partition batch: %r; exiting", type(message))
+                    logging.shutdown()
+                    os._exit(EXIT_BATCH_FAILED)
+                records += message.records
+                metrics.RECORDS_IN.labels(message.topic).inc(len(message.records))
+                side = sides.get(message.topic)
                 if side is not None:
-                    idle.seen(r.partition, side, now)
-            for topic, n in per_topic.items():
-                metrics.RECORDS_IN.labels(topic).inc(n)
+                    idle.seen(message.partition, side, now)
             try:
                 await finish(records)
             except Exception:

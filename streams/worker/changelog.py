@@ -13,7 +13,7 @@ the same ``WriteBatch`` as the changes, so a restore knows exactly where to resu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from streams.state.base import KeyValueStore
 from streams.worker.exceptions import WorkerError
@@ -21,8 +21,8 @@ from streams.worker.exceptions import WorkerError
 # Not an engine key (those start with an ASCII capital) and never sent to the changelog.
 POSITION_KEY = b"\x00recon:changelog-position"
 
-# (partition, key, value or None for a tombstone)
-ChangelogSend = Callable[[int, bytes, bytes | None], None]
+# (partition, changes: key and value or None for a tombstone), one call per flush
+ChangelogSend = Callable[[int, Sequence[tuple[bytes, bytes | None]]], None]
 
 
 def changelog_position(store: KeyValueStore) -> int | None:
@@ -78,10 +78,9 @@ class StagedStore(KeyValueStore):
         self.write_many(((key, None),))
 
     def write_many(self, changes: Iterable[tuple[bytes, bytes | None]]) -> None:
-        send, partition, staged = self._send, self._partition, self._staged
-        for key, value in changes:
-            send(partition, key, value)
-            staged.append((key, value))
+        batch = changes if isinstance(changes, list) else list(changes)
+        self._send(self._partition, batch)
+        self._staged += batch
 
     def apply(self, position: int | None) -> None:
         """After the commit: the staged changes and the new changelog position, one WriteBatch.

@@ -29,7 +29,7 @@ BATCH_SECONDS = Histogram(
 BATCH_SIZE = Histogram(
     "recon_batch_records",
     "Records per batch",
-    buckets=(1, 10, 100, 500, 1000, 2000, 5000),
+    buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000),
     registry=REGISTRY,
 )
 WATERMARK = Gauge(
@@ -63,5 +63,17 @@ CHUNKS = Counter(
 REFETCHED = Counter(
     "recon_refetched_records_total",
     "Input records the consumer skipped (Faust, across a rebalance), read again and applied",
+    registry=REGISTRY,
+)
+COMMIT_SECONDS = Histogram(
+    "recon_transaction_commit_seconds",
+    "Time to commit one Kafka transaction (wait for its records' acks, then commit)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+APPLY_SECONDS = Histogram(
+    "recon_state_apply_seconds",
+    "Time to write one committed transaction's state changes to RocksDB",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
     registry=REGISTRY,
 )

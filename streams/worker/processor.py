@@ -27,6 +27,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol
 
 from streams.contract import bounded_dead_letter
 from streams.contract.codec import OutputCodec
@@ -56,6 +57,25 @@ PROCESSING_ERROR = "PROCESSING_ERROR"
 UNKNOWN_TOPIC = "UNKNOWN_TOPIC"
 
 
+class InputRecord(Protocol):
+    """An input record as Kafka gave it: aiokafka's ``ConsumerRecord`` (the worker's batches)
+    and :class:`RawRecord` (re-reads, tests) both are one, so no record is copied."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int | None:
+        """The record's Kafka timestamp (epoch ms), None when it has none."""
+
+
 @dataclass(frozen=True, slots=True)
 class RawRecord:
     topic: str
@@ -63,8 +83,7 @@ class RawRecord:
     offset: int
     key: bytes | None
     value: bytes | None
-    # The record's Kafka timestamp (epoch ms), None when it has none.
-    timestamp_ms: int | None = None
+    timestamp: int | None = None  # epoch ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +138,7 @@ Item = InputEvent | Heartbeat | Consumed
 
 @dataclass(slots=True)
 class _PartitionWork:
-    items: list[tuple[RawRecord, Item]]
+    items: list[tuple[InputRecord, Item]]
     isolating: bool = False  # the engine failed on the batch: one record per call from now
 
 
@@ -131,7 +150,7 @@ class BatchRun:
     the stores they went to.
     """
 
-    def __init__(self, processor: BatchProcessor, records: Sequence[RawRecord]) -> None:
+    def __init__(self, processor: BatchProcessor, records: Sequence[InputRecord]) -> None:
         self._processor = processor
         self._admission = BatchResult()
         self._work: dict[int, _PartitionWork] = {}
@@ -204,8 +223,8 @@ class BatchProcessor:
         return self._sides.get(topic)
 
     def without_gaps(
-        self, records: Sequence[RawRecord], result: BatchResult
-    ) -> Sequence[RawRecord]:
+        self, records: Sequence[InputRecord], result: BatchResult
+    ) -> Sequence[InputRecord]:
         """The batch with the records the consumer skipped read again and put first: every
         input partition's records follow on from the highest offset its state has applied.
 
@@ -216,7 +235,7 @@ class BatchProcessor:
             return records
         following: dict[tuple[str, int], int | None] = {}
         cut: set[tuple[str, int]] = set()  # a gap read in part: the rest of the batch waits
-        out: list[RawRecord] = []
+        out: list[InputRecord] = []
         for record in records:
             side = self._sides.get(record.topic)
             if side is None:
@@ -250,10 +269,10 @@ class BatchProcessor:
                 following[tp] = expected  # an older record again: a redelivery
         return out
 
-    def start(self, records: Sequence[RawRecord]) -> BatchRun:
+    def start(self, records: Sequence[InputRecord]) -> BatchRun:
         return BatchRun(self, records)
 
-    def process(self, records: Sequence[RawRecord]) -> BatchResult:
+    def process(self, records: Sequence[InputRecord]) -> BatchResult:
         """Process one batch whole, all its chunks in one result (for callers that make the
         stores durable only at the end: tests, benches)."""
         run = self.start(records)
@@ -314,7 +333,7 @@ class BatchProcessor:
         partition: int,
         items: list[Item],
         result: BatchResult,
-        record: RawRecord | None,
+        record: InputRecord | None,
     ) -> EngineOutput | None:
         # Each record in its own overlay: a failure leaves none of its writes behind.
         attempt = BatchingStore(store)
@@ -380,7 +399,7 @@ class BatchProcessor:
 
     # ------------------------------------------------------------------ admission
 
-    def admit(self, record: RawRecord, result: BatchResult) -> InputEvent | Heartbeat | None:
+    def admit(self, record: InputRecord, result: BatchResult) -> InputEvent | Heartbeat | None:
         """Decode and validate; a record that cannot go to the engine becomes a dead letter."""
         side = self._sides.get(record.topic)
         if side is None:
@@ -398,7 +417,7 @@ class BatchProcessor:
                 )
             )
             return None
-        ahead, stamp = self._max_ahead, record.timestamp_ms
+        ahead, stamp = self._max_ahead, record.timestamp
         if ahead and stamp is not None and stamp >= 0 and item.event_time_ms > stamp + ahead:
             detail = (
                 f"event time {item.event_time_ms} is {item.event_time_ms - stamp} ms ahead of "
@@ -422,11 +441,11 @@ class BatchProcessor:
                 return None
         return item
 
-    def _dead(self, record: RawRecord, reason: str, detail: str, result: BatchResult) -> None:
+    def _dead(self, record: InputRecord, reason: str, detail: str, result: BatchResult) -> None:
         self.encode_dead_letters([self._dead_letter(record, reason, detail)], result)
 
     @staticmethod
-    def _dead_letter(record: RawRecord, reason: str, detail: str) -> DeadLetter:
+    def _dead_letter(record: InputRecord, reason: str, detail: str) -> DeadLetter:
         # A bounded prefix of the raw bytes with their size and digest: always sendable.
         return bounded_dead_letter(
             record.topic, record.partition, record.offset, record.key, record.value, reason, detail

@@ -13,6 +13,7 @@ input records (docs/delivery.md).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -67,6 +68,30 @@ class BatchSender:
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain
 
+    def send_batch(
+        self, topic: str, messages: list[dict[str, Any]], partition: int | None = None
+    ) -> None:
+        """Queue many records of one topic in one call (``produce_batch``): dicts with ``key``,
+        ``value`` and optionally ``partition`` and ``callback``; ``partition`` None: by key."""
+        producer = self._producer
+        while messages:
+            if partition is None:
+                queued = producer.produce_batch(topic, messages)
+            else:
+                queued = producer.produce_batch(topic, messages, partition=partition)
+            if queued == len(messages):
+                return
+            # Those not queued carry their error; a full local queue is retried once
+            # deliveries drained it, anything else fails the batch.
+            failed = [m for m in messages if "_error" in m]
+            for m in failed:
+                error = m.pop("_error")
+                code = error.code() if isinstance(error, KafkaError) else None
+                if code != KafkaError._QUEUE_FULL:
+                    raise DeliveryFailedError(f"{topic}: record not queued: {error}")
+            messages = failed
+            producer.poll(0.05)
+
     def flush(self, timeout: float = 60) -> None:
         """Wait until every queued record is acknowledged."""
         remaining = self._producer.flush(timeout)
@@ -118,8 +143,32 @@ class TransactionalSender(BatchSender):
         self._changelog_last = {}
         self._open = True
 
-    def changelog(self, partition: int, key: bytes, value: bytes | None) -> None:
-        self.send(self._changelog, key, value, partition)
+    def changelog(self, partition: int, changes: Sequence[tuple[bytes, bytes | None]]) -> None:
+        """A partition's state changes, in one call. Only the last record reports its delivery:
+        its offset is the partition's changelog position. A record that fails makes the
+        transaction's commit fail, so the others need no report."""
+        if not changes:
+            return
+        messages: list[dict[str, Any]] = [{"key": k, "value": v} for k, v in changes]
+        messages[-1]["callback"] = self._on_delivery
+        self.send_batch(self._changelog, messages, partition)
+
+    def send_outputs(self, records: Iterable[tuple[str, bytes | None, bytes, int | None]]) -> None:
+        """Outputs of a batch, a ``produce_batch`` per topic, in their order within a topic;
+        ``(topic, key, value, partition)``, partition None: by key. Within a transaction a
+        failed record fails the commit, so none reports its delivery."""
+        by_topic: dict[str, list[dict[str, Any]]] = {}
+        for topic, key, value, partition in records:
+            message: dict[str, Any] = {"key": key, "value": value}
+            if partition is not None:
+                message["partition"] = partition
+            messages = by_topic.get(topic)
+            if messages is None:
+                by_topic[topic] = [message]
+            else:
+                messages.append(message)
+        for topic, messages in by_topic.items():
+            self.send_batch(topic, messages)
 
     def commit(self, timeout: float = 60) -> dict[int, int]:
         """Commit the open transaction; return the changelog position after it per partition

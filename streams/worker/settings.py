@@ -35,8 +35,10 @@ class WorkerSettings:
     data_dir: Path = Path(".local/worker")
     match: MatchConfig = field(default_factory=MatchConfig)
     processing_guarantee: str = "at_least_once"
-    # Records per batch and the longest a batch waits to fill: the lever on per-set changelog cost.
+    # Records per fetch (each fetch becomes one message per input partition), fetched partition
+    # batches per worker batch (one Kafka transaction), and the longest a batch waits to fill.
     batch_max: int = 2_000
+    batch_events: int = 8
     batch_within_ms: int = 100
     # Sweep steps (released events, deadlines, purges) per partition and Kafka transaction: a
     # released backlog goes out in transactions of bounded size and memory.
@@ -91,7 +93,7 @@ class WorkerSettings:
             raise ConfigError("RECON_SESSION_TIMEOUT must be between 6s and 90s")
         if self.transaction_timeout_ms < 1_000:
             raise ConfigError("RECON_TRANSACTION_TIMEOUT must be at least 1s")
-        if self.partitions < 1 or self.batch_max < 1 or self.sweep_chunk < 1:
+        if self.partitions < 1 or min(self.batch_max, self.batch_events, self.sweep_chunk) < 1:
             raise ConfigError("partitions, batch size and sweep chunk must be positive")
         if not 10_000 <= self.max_record_bytes <= 1_000_000:
             raise ConfigError("RECON_MAX_RECORD_BYTES must be between 10000 and 1000000")
@@ -118,6 +120,7 @@ def worker_from_env(env: Mapping[str, str] | None = None) -> WorkerSettings:
         ),
         processing_guarantee=get_str(env, "RECON_PROCESSING_GUARANTEE", d.processing_guarantee),
         batch_max=get_int(env, "RECON_BATCH_MAX", d.batch_max),
+        batch_events=get_int(env, "RECON_BATCH_EVENTS", d.batch_events),
         batch_within_ms=get_duration(env, "RECON_BATCH_WITHIN", d.batch_within_ms),
         sweep_chunk=get_int(env, "RECON_SWEEP_CHUNK", d.sweep_chunk),
         max_event_time_ahead_ms=get_duration(

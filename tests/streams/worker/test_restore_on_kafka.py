@@ -34,7 +34,7 @@ def commit_batch(
 ) -> dict[int, int]:
     s.begin()
     for partition, key, value in changes:
-        s.changelog(partition, key, value)
+        s.changelog(partition, [(key, value)])
     return s.commit()
 
 
@@ -56,8 +56,8 @@ def test_restore_applies_committed_batches_and_skips_a_torn_one(
     positions = commit_batch(first, [(0, b"a", b"2"), (0, b"b", None)])
     # The torn batch: part of it reaches the broker, then the worker dies before the commit.
     first.begin()
-    first.changelog(0, b"a", b"torn")
-    first.changelog(0, b"c", b"torn")
+    first.changelog(0, [(b"a", b"torn")])
+    first.changelog(0, [(b"c", b"torn")])
     first.flush()
     # The restarted worker registers the same id, which aborts the open transaction.
     sender(kafka, changelog, txn_id)
@@ -117,11 +117,11 @@ def test_outputs_of_an_aborted_batch_stay_invisible_to_read_committed_readers(
     txn_id = f"restore-{uuid.uuid4().hex[:8]}"
     s = sender(kafka, changelog, txn_id)
     s.begin()
-    s.changelog(0, b"a", b"1")
+    s.changelog(0, [(b"a", b"1")])
     s.send(outputs, b"a", b"committed", 0)
     s.commit()
     s.begin()
-    s.changelog(0, b"a", b"2")
+    s.changelog(0, [(b"a", b"2")])
     s.send(outputs, b"a", b"aborted", 0)
     s.flush()
     sender(kafka, changelog, txn_id)  # the restart aborts it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from streams.state.batching import BatchingStore
@@ -20,8 +22,8 @@ def make(partition: int = 4) -> tuple[StagedStore, MemoryStore, Sent]:
     local = MemoryStore()
     sent: Sent = []
 
-    def send(p: int, key: bytes, value: bytes | None) -> None:
-        sent.append((p, key, value))
+    def send(p: int, changes: Sequence[tuple[bytes, bytes | None]]) -> None:
+        sent.extend((p, key, value) for key, value in changes)
 
     return StagedStore(local, partition, send), local, sent
 

@@ -1,0 +1,143 @@
+"""Whole partition batches through Faust: the one module that reaches into Faust's consumer.
+
+Faust wraps every record in a message and an event, and acks each under a lock; that caps an
+agent near 10k records/s on our machine whatever its settings (docs/performance.md). This
+transport keeps Faust's consumer (group membership, the assignor, table routing, committed
+offsets) and changes what it hands on: each fetched batch of one input topic-partition becomes
+one :class:`PartitionBatch` message, which carries aiokafka's records as they came, and whose
+offset is its last record's.
+
+Acks and commits stay Faust's: acking a batch marks every offset in it acked, so Faust's own
+bookkeeping commits past the batch only once the agent has finished it. Table changelog
+partitions (Faust's own recovery) keep Faust's one-message-per-record path.
+
+The transport is registered under the ``faust.transports`` entry point as ``recon`` (see
+pyproject.toml); the worker's consumer URL uses that scheme, its producer plain ``kafka://``.
+
+Private Faust API used here, each checked by tests/streams/worker/test_faust_batches.py:
+``Consumer._wait_next_records``, ``_read_offset``, ``_committed_offset``, ``_acked``,
+``_acked_index``, ``_unacked_messages``, ``_n_acked``, ``_waiting_for_ack``,
+``_buffered_partitions`` and ``faust.types.tuples.ack_lock``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, ClassVar
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, ConsumerMessage, Message
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
+
+SCHEME = "recon"
+
+
+class PartitionBatch(ConsumerMessage):
+    """One fetched batch of a topic-partition, in offset order: ``offset`` is the last
+    record's, ``first`` the first's, ``records`` aiokafka's ``ConsumerRecord`` objects."""
+
+    __slots__ = ("first", "records")
+
+    def __init__(self, tp: TP, records: Sequence[Any], generation_id: int | None) -> None:
+        last = records[-1]
+        super().__init__(
+            tp.topic,
+            tp.partition,
+            last.offset,
+            last.timestamp / 1000.0 if last.timestamp is not None else None,  # type: ignore[arg-type]
+            last.timestamp_type,
+            None,
+            None,
+            None,
+            None,
+            0,
+            0,
+            tp,
+            generation_id=generation_id,
+        )
+        self.first: int = records[0].offset
+        self.records: Sequence[Any] = records
+
+
+class BatchConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer, yielding one message per fetched topic-partition batch."""
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        records, active = await self._wait_next_records(timeout)
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:
+            # As Faust's own getmany: a fetch that raced a flow stop goes back to the
+            # committed offsets.
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                self.log.warning(f"exception performing seek when flow not active {exc}")
+            return
+        generation_id = self.app.consumer_generation_id
+        changelogs = self.app.tables.changelog_topics
+        read_offset = self._read_offset
+        for tp, fetched in records.items():
+            batch: Sequence[Any] = fetched
+            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                break  # a rebalance began: what is left is fetched again after it
+            if not batch or not (active is None or tp in active or tp in self._buffered_partitions):
+                continue
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            if tp.topic in changelogs:
+                for record in batch:
+                    yield tp, self._to_message(tp, record)
+                continue
+            # Faust drops records below its read offset (fetched before a seek); so do we.
+            floor = read_offset[tp]
+            if floor is not None and batch[0].offset < floor:
+                batch = [r for r in batch if r.offset >= floor]
+                if not batch:
+                    continue
+            # Faust counts a jump in offsets between two messages as a gap it fills at commit
+            # time; a batch acks all its offsets itself, so no gap may be recorded for it.
+            read_offset[tp] = batch[-1].offset
+            yield tp, PartitionBatch(tp, batch, generation_id)
+
+    def ack(self, message: Message) -> bool:
+        if not isinstance(message, PartitionBatch):
+            return bool(super().ack(message))
+        with ack_lock:
+            if message.acked:
+                return False
+            message.acked = True
+            self._unacked_messages.discard(message)
+            try:
+                if not self.app.topics.acks_enabled_for(message.topic):
+                    return False
+                tp = message.tp
+                committed = self._committed_offset[tp]
+                start = message.first if committed is None else max(message.first, committed)
+                offsets = range(start, message.offset + 1)
+                if not offsets:
+                    return False
+                index = self._acked_index[tp]
+                if not index.isdisjoint(offsets):  # a redelivery overlapping acked offsets
+                    new: Sequence[int] = [o for o in offsets if o not in index]
+                else:
+                    new = offsets
+                index.update(new)
+                self._acked[tp].extend(new)
+                self._n_acked += len(new)
+                return True
+            finally:
+                notify(self._waiting_for_ack)
+
+
+class BatchTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with :class:`BatchConsumer`."""
+
+    Consumer: ClassVar[type[Any]] = BatchConsumer
+
+
+def batch_records(message: Message) -> Sequence[Any]:
+    """The records a message carries: a batch's, or the one record of a plain message."""
+    if isinstance(message, PartitionBatch):
+        return message.records
+    return (message,)
