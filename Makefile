@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv up down kafka-up kafka-down db-up db-down demo test test-unit lint bench clean
+.PHONY: help venv native up down kafka-up kafka-down db-up db-down demo test test-unit lint bench clean
 
 help:
 	@echo "make demo   - set up everything and run the end-to-end demo"
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@
+
+# The compiled core (streams/native.py): rebuilt whenever one of its sources changed.
+native: venv
+	@$(BIN)/python -m streams.native ensure > .local/native-build.log 2>&1 || { tail -30 .local/native-build.log; exit 1; }
 
 kafka-up: venv
 	.ci/kafka.sh up
@@ -39,13 +43,13 @@ up: kafka-up db-up
 
 down: kafka-down db-down
 
-demo: up
+demo: up native
 	$(BIN)/recon demo
 
-test: up
+test: up native
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-unit: venv
+test-unit: native
 	$(BIN)/pytest -m 'not integration' $(PYTEST_ARGS)
 
 lint: venv
@@ -54,7 +58,7 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/mypy bench
 
-bench: up
+bench: up native
 	$(BIN)/python bench/passthrough.py --count 100000
 	$(BIN)/python bench/passthrough.py --count 100000 --parse
 	$(BIN)/python -m streams.bench.engine_bench --events 200000 --groups 20000
@@ -65,3 +69,4 @@ bench: up
 
 clean: down
 	rm -rf .local $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	find streams -name '*.so' -delete

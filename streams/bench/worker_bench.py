@@ -40,7 +40,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def _py_spy(pid: int, path: str) -> subprocess.Popen[bytes]:
     spy = str(Path(sys.executable).with_name("py-spy"))
-    argv = [spy, "record", "-p", str(pid), "-o", path, "--format", "raw", "-r", "200"]
+    argv = [spy, "record", "-p", str(pid), "-o", path, "--format", "raw", "-r", "200", "--idle"]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

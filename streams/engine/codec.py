@@ -29,6 +29,7 @@ from streams.contract.model import (
     ExceptionRecord,
     ExceptionStatus,
     Flow,
+    InputEvent,
     Side,
 )
 from streams.engine.exceptions import CorruptStateError
@@ -83,7 +84,9 @@ class Buffered:
     offset: int
 
 
-def encode_buffered(ev: Buffered) -> bytes:
+def encode_buffered(ev: Buffered | InputEvent) -> bytes:
+    """A buffered event: the fields of an input event that matching reads (an InputEvent is
+    stored as it is, without a copy into a Buffered)."""
     return orjson.dumps(
         [
             SIDE_CODE[ev.side],

@@ -96,7 +96,7 @@ class MatchingEngine:
         # (None: absent), so a group is decoded once per call. Only the engine writes the
         # store during a call, and every change is saved through _save_group, so both stay
         # what the store holds; both are dropped when the call ends.
-        self._buffered: dict[bytes, Buffered] = {}
+        self._buffered: dict[bytes, Buffered | InputEvent] = {}
         self._groups: dict[bytes, Group | None] = {}
         # The watermark the buffer was last swept to; within a batch the sweep is deferred to
         # the end (or to just before a late event or a known id, which must see it done).
@@ -290,18 +290,14 @@ class MatchingEngine:
                 out.exceptions.append(self._conflict(ev, known))
             return
         store.put(ukey, ev.content_hash)
-        buffered = Buffered(
-            ev.side, ev.event_id, ev.reference, ev.amount_minor, ev.currency,
-            ev.event_time_ms, ev.flow, ev.offset,
-        )  # fmt: skip
         if late:
             out.late_events += 1  # the sweep before it ran in _process
-            self._apply(store, buffered, out)
+            self._apply(store, ev, out)
             self._timers_dirty = True
         else:
             key = keys.buffer_key(ev.event_time_ms, ev.side, ev.offset)
-            store.insert(key, codec.encode_buffered(buffered))  # one key per input offset
-            self._buffered[key] = buffered
+            store.insert(key, codec.encode_buffered(ev))  # one key per input offset
+            self._buffered[key] = ev
             out.buffered += 1
 
     def _conflict(self, ev: InputEvent, known: bytes) -> ExceptionRecord:
@@ -449,7 +445,7 @@ class MatchingEngine:
             store.put(keys.group_key(g.gid), codec.encode_group(g))
             self._groups[g.gid] = g
 
-    def _apply(self, store: KeyValueStore, ev: Buffered, out: EngineOutput) -> None:
+    def _apply(self, store: KeyValueStore, ev: Buffered | InputEvent, out: EngineOutput) -> None:
         gid = keys.group_id(ev.reference, ev.flow, ev.currency)
         g = self._load_group(store, gid) or Group(gid, None, None, [], [])
         is_pay = ev.side is Side.PAYMENT
@@ -474,7 +470,7 @@ class MatchingEngine:
     def _park(
         self,
         store: KeyValueStore,
-        ev: Buffered,
+        ev: Buffered | InputEvent,
         kind: ExceptionKind,
         group_events: int,
         group_sum: int,

@@ -25,7 +25,7 @@ from streams.state.base import KeyValueStore
 
 
 class BatchingStore(KeyValueStore):
-    __slots__ = ("_absent", "_backing", "_new", "_overlay", "_sorted")
+    __slots__ = ("_absent", "_backing", "_gone", "_new", "_overlay", "_sorted")
 
     def __init__(self, backing: KeyValueStore) -> None:
         self._backing = backing
@@ -36,6 +36,8 @@ class BatchingStore(KeyValueStore):
         self._new: dict[bytes, list[bytes]] = {}
         # Keys the backing store does not hold: their tombstones need not be written.
         self._absent: set[bytes] = set()
+        # Deleted keys of ``_absent`` (maybe put again since): dropped from the flush if so.
+        self._gone: list[bytes] = []
 
     @property
     def backing(self) -> KeyValueStore:
@@ -80,6 +82,8 @@ class BatchingStore(KeyValueStore):
                 self._new[bucket] = [key]
             else:
                 waiting.append(key)
+        if key in self._absent:
+            self._gone.append(key)  # born and gone in this batch: nothing to write
         overlay[key] = None
 
     def _bucket(self, bucket: bytes) -> list[bytes]:
@@ -166,11 +170,11 @@ class BatchingStore(KeyValueStore):
         """Write every touched key once to the backing store; return how many."""
         if not self._overlay:
             return 0
-        absent = self._absent
-        if absent:
-            changes = [(k, v) for k, v in self._overlay.items() if v is not None or k not in absent]
-        else:
-            changes = list(self._overlay.items())
+        overlay = self._overlay
+        for key in self._gone:
+            if key in overlay and overlay[key] is None:
+                del overlay[key]
+        changes = list(overlay.items())
         if changes:
             self._backing.write_many(changes)
         self.discard()
@@ -182,3 +186,4 @@ class BatchingStore(KeyValueStore):
         self._sorted = {}
         self._new = {}
         self._absent = set()
+        self._gone = []

@@ -297,7 +297,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
         the last chunk the batch may be acked (and so its input offsets committed by Faust)."""
         loop = asyncio.get_running_loop()
         await init_transactions()
-        await restore_partitions({r.partition for r in records})
+        # Every assigned partition at once (one changelog pass), not one per batch that
+        # first brings records of it.
+        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in sides}
+        await restore_partitions({r.partition for r in records} | assigned)
         run = processor.start(records)
         while not run.done:
             staged.clear()
@@ -341,7 +344,6 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # a worker batch takes up to batch_events of them, one Kafka transaction.
         async for events in cast(Any, stream).take_events(settings.batch_events, within=within):
             started = time.perf_counter()
-            stops.batch_started()
             records: list[InputRecord] = []
             now = time.monotonic()
             for e in events:
@@ -356,6 +358,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 side = sides.get(message.topic)
                 if side is not None:
                     idle.seen(message.partition, side, now)
+            stops.batch_started(records)
             try:
                 await finish(records)
             except Exception:

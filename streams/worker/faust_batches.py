@@ -14,10 +14,8 @@ partitions (Faust's own recovery) keep Faust's one-message-per-record path.
 The transport is registered under the ``faust.transports`` entry point as ``recon`` (see
 pyproject.toml); the worker's consumer URL uses that scheme, its producer plain ``kafka://``.
 
-Private Faust API used here, each checked by tests/streams/worker/test_faust_batches.py:
-``Consumer._wait_next_records``, ``_read_offset``, ``_committed_offset``, ``_acked``,
-``_acked_index``, ``_unacked_messages``, ``_n_acked``, ``_waiting_for_ack``,
-``_buffered_partitions`` and ``faust.types.tuples.ack_lock``.
+Every private Faust API used here is listed in :data:`PRIVATE_API`, and
+tests/streams/worker/test_unit_faust_batches.py fails by name when an upgrade removes one.
 """
 
 from __future__ import annotations
@@ -31,6 +29,22 @@ from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
 SCHEME = "recon"
+
+# Checked against the installed Faust by tests/streams/worker/test_unit_faust_batches.py.
+PRIVATE_API = (
+    "Consumer._wait_next_records",
+    "Consumer._to_message",
+    "Consumer._read_offset",
+    "Consumer._committed_offset",
+    "Consumer._acked",
+    "Consumer._acked_index",
+    "Consumer._unacked_messages",
+    "Consumer._n_acked",
+    "Consumer._waiting_for_ack",
+    "Consumer._buffered_partitions",
+    "Consumer._new_offset",  # how acked offsets become commits (the tests drive it)
+    "ack_lock",
+)
 
 
 class PartitionBatch(ConsumerMessage):

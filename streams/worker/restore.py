@@ -74,10 +74,20 @@ def _restore(
 ) -> list[Restored]:
     starts: dict[int, int | None] = {}
     assignment = []
+    pending: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in stores}
+    counts = dict.fromkeys(stores, 0)
+    ends: dict[int, int] = {}
+
+    def write(partition: int, next_offset: int) -> None:
+        changes = pending[partition]
+        changes.append(position_change(next_offset))
+        stores[partition].write_many(changes)
+        pending[partition] = []
+
     for partition, store in stores.items():
         start = changelog_position(store)
         # read_committed: the high watermark reported is the last stable offset.
-        _, high = consumer.get_watermark_offsets(
+        low, high = consumer.get_watermark_offsets(
             TopicPartition(topic, partition), timeout=30, cached=False
         )
         if start is not None and start > high:
@@ -87,27 +97,28 @@ def _restore(
                 "directory for this partition and restart to rebuild it from the changelog."
             )
         starts[partition] = start
+        if (start if start is not None else low) >= high:
+            # Nothing to read (a new partition, or a worker restarted on current state): no
+            # consumer poll, which would wait for the end-of-partition event.
+            if start != high:
+                write(partition, high)
+            ends[partition] = high
+            continue
         assignment.append(
             TopicPartition(topic, partition, OFFSET_BEGINNING if start is None else start)
         )
+    if not assignment:
+        return [Restored(p, starts[p], ends[p], counts[p]) for p in stores]
     consumer.assign(assignment)
-    pending: dict[int, list[tuple[bytes, bytes | None]]] = {p: [] for p in stores}
-    counts = dict.fromkeys(stores, 0)
-    ends: dict[int, int] = {}
     deadline = time.monotonic() + timeout_s
-
-    def write(partition: int, next_offset: int) -> None:
-        changes = pending[partition]
-        changes.append(position_change(next_offset))
-        stores[partition].write_many(changes)
-        pending[partition] = []
 
     last: dict[int, int] = {}
     while len(ends) < len(stores):
         if time.monotonic() > deadline:
             missing = sorted(set(stores) - set(ends))
             raise RestoreError(f"{topic}: restore of partitions {missing} timed out")
-        for msg in consumer.consume(num_messages=chunk, timeout=1.0):
+        # A short wait: consume() returns early only once it has ``chunk`` messages.
+        for msg in consumer.consume(num_messages=chunk, timeout=0.1):
             where = msg.partition()
             assert where is not None
             partition = where

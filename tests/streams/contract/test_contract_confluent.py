@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def test_confluent_payment_matches_single_object(client: Any) -> None:
     assert json_result == result
     # second record: schema id served from the decoder's cache
     assert decoder.decode(Side.PAYMENT, b"REF-1", data, 6) == InputEvent(
-        **{**{f: getattr(result, f) for f in result.__slots__}, "offset": 6}
+        **{**{f.name: getattr(result, f.name) for f in fields(result)}, "offset": 6}
     )
     wrong_side = decoder.decode(Side.LEDGER, b"REF-1", data, 5)
     assert isinstance(wrong_side, Rejection)

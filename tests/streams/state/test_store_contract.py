@@ -53,6 +53,7 @@ keys_st = st.binary(min_size=0, max_size=3).map(lambda b: b"k" + b)
 ops_st = st.lists(
     st.one_of(
         st.tuples(st.just("put"), keys_st, st.binary(min_size=1, max_size=4)),
+        st.tuples(st.just("insert"), keys_st, st.binary(min_size=1, max_size=4)),
         st.tuples(st.just("delete"), keys_st, st.just(b"")),
         st.tuples(st.just("flush"), st.just(b""), st.just(b"")),
         st.tuples(st.just("scan"), keys_st, keys_st),
@@ -72,8 +73,11 @@ def test_behaves_like_an_ordered_dict(
     model: dict[bytes, bytes] = {}
     with MAKERS[name](tmp_path_factory.mktemp(name)) as store:
         for op, a, b in ops:
-            if op == "put":
+            if op == "put" or (op == "insert" and a in model):
                 store.put(a, b)
+                model[a] = b
+            elif op == "insert":  # only of a key the store does not hold
+                store.insert(a, b)
                 model[a] = b
             elif op == "delete":
                 store.delete(a)
@@ -163,3 +167,29 @@ def test_sorted_keys_splits_and_merges_chunks() -> None:
         keys.remove(v)
     assert list(keys.irange(b"", b"\xff\xff\xff")) == sorted(values[1::2])
     assert len(keys) == 2500
+
+
+def test_batching_writes_nothing_for_keys_born_and_gone_in_one_batch() -> None:
+    writes: list[list[tuple[bytes, bytes | None]]] = []
+
+    class Recording(MemoryStore):
+        def write_many(self, changes):  # type: ignore[no-untyped-def]
+            changes = list(changes)
+            writes.append(changes)
+            super().write_many(changes)
+
+    backing = Recording()
+    backing.put(b"old", b"x")
+    store = BatchingStore(backing)
+    store.insert(b"new", b"1")  # inserted (known absent), then deleted: no write
+    store.delete(b"new")
+    assert store.get(b"read") is None  # read absent from the backing store
+    store.put(b"read", b"2")
+    store.delete(b"read")  # no write either
+    store.insert(b"back", b"3")
+    store.delete(b"back")
+    store.put(b"back", b"4")  # deleted, then put again: written
+    store.delete(b"old")  # held by the backing store: its tombstone is written
+    assert store.flush() == 2
+    assert writes == [[(b"back", b"4"), (b"old", None)]]
+    assert list(backing.scan(b"", b"\xff")) == [(b"back", b"4")]

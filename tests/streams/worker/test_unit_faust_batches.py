@@ -1,0 +1,105 @@
+"""The batch transport against the Faust installed: its private API is there, and acking a
+partition batch makes Faust commit exactly past it (no broker: the consumer is never started)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import faust
+import pytest
+from faust.transport.drivers import by_url
+from faust.types import TP
+
+from streams.worker import faust_batches
+from streams.worker.faust_batches import BatchConsumer, BatchTransport, PartitionBatch
+
+
+@dataclass(frozen=True)
+class _Record:  # the fields of aiokafka's ConsumerRecord a batch reads
+    offset: int
+    timestamp: int | None = 1_700_000_000_000
+    timestamp_type: int = 0
+
+
+TOPIC = "payments"
+
+
+@pytest.fixture
+def consumer(tmp_path: Path) -> BatchConsumer:
+    app = faust.App(
+        "recon-unit-batches",
+        broker="kafka://127.0.0.1:1",
+        broker_consumer=f"{faust_batches.SCHEME}://127.0.0.1:1",
+        datadir=str(tmp_path),
+        autodiscover=False,
+    )
+    app.topics.acking_topics.add(TOPIC)
+    consumer = app.consumer
+    assert isinstance(consumer, BatchConsumer)
+    return consumer
+
+
+def _batch(first: int, last: int, partition: int = 0) -> PartitionBatch:
+    records = [_Record(o) for o in range(first, last + 1)]
+    return PartitionBatch(TP(TOPIC, partition), records, generation_id=1)
+
+
+def test_the_transport_is_registered_under_its_scheme() -> None:
+    assert by_url(f"{faust_batches.SCHEME}://localhost:9092") is BatchTransport
+
+
+@pytest.mark.parametrize("name", faust_batches.PRIVATE_API)
+def test_every_private_faust_api_used_is_there(consumer: BatchConsumer, name: str) -> None:
+    owner, _, attribute = name.rpartition(".")
+    target = faust_batches.ack_lock if owner == "" else consumer
+    assert owner in ("", "Consumer"), name
+    assert attribute == "ack_lock" or hasattr(target, attribute), (
+        f"faust {faust.__version__} no longer has {name}: streams/worker/faust_batches.py "
+        "must follow the upgrade"
+    )
+
+
+def test_a_batch_carries_its_records_and_its_last_offset() -> None:
+    batch = _batch(100, 149)
+    assert (batch.first, batch.offset, len(batch.records)) == (100, 149, 50)
+    assert batch.timestamp == 1_700_000_000.0
+    assert batch.key is None
+    assert batch.value is None
+
+
+@pytest.mark.parametrize("committed", [None, 0, 1, 100])
+def test_acking_batches_in_order_commits_past_the_last(
+    consumer: BatchConsumer, committed: int | None
+) -> None:
+    tp = TP(TOPIC, 0)
+    start = committed or 0
+    consumer._committed_offset[tp] = committed
+    first, second = _batch(start, start + 99), _batch(start + 100, start + 149)
+    assert consumer._new_offset(tp) is None  # nothing acked: nothing to commit
+    assert consumer.ack(first)
+    assert consumer._new_offset(tp) == start + 100
+    consumer._committed_offset[tp] = start + 100
+    assert consumer.ack(second)
+    assert consumer._new_offset(tp) == start + 150
+    assert not consumer.ack(second)  # acked once
+
+
+def test_a_later_batch_acked_first_waits_for_the_earlier(consumer: BatchConsumer) -> None:
+    tp = TP(TOPIC, 0)
+    consumer._committed_offset[tp] = 10
+    earlier, later = _batch(10, 19), _batch(20, 29)
+    consumer.ack(later)
+    assert consumer._new_offset(tp) is None  # 10..19 not done: no commit past them
+    consumer.ack(earlier)
+    assert consumer._new_offset(tp) == 30
+
+
+def test_a_redelivered_batch_overlapping_acked_offsets_commits_once(
+    consumer: BatchConsumer,
+) -> None:
+    tp = TP(TOPIC, 0)
+    consumer._committed_offset[tp] = None
+    consumer.ack(_batch(0, 9))
+    consumer.ack(_batch(5, 14))  # fetched again after a seek
+    assert consumer._new_offset(tp) == 15
