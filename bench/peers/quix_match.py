@@ -20,6 +20,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -129,7 +130,9 @@ def main() -> None:
     app.run()
     counts.end = time.perf_counter()
     seconds = counts.end - counts.first if counts.records else 0.0
-    print(json.dumps({**asdict(counts), "seconds": seconds}), flush=True)
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # librdkafka's threads included
+    cpu = usage.ru_utime + usage.ru_stime
+    print(json.dumps({**asdict(counts), "seconds": seconds, "cpu_seconds": cpu}), flush=True)
     sys.exit(0 if counts.records >= args.expect else 1)
 
 

@@ -152,7 +152,8 @@ def main() -> None:
     print(
         f"quix-streams peer (exactly-once, RocksDB): {records:,} records in {seconds:.1f}s = "
         f"{rps:,.0f} records/s; {matches:,} matches "
-        f"(last commit and close: {peer['end'] - peer['last']:.2f}s)"
+        f"(last commit and close {peer['end'] - peer['last']:.2f}s; "
+        f"process CPU {peer['cpu_seconds']:.1f}s from start to exit)"
     )
     print(
         f"  exact 1:1 pairs expected {expected:,}, in the output topic (read_committed) "
