@@ -64,6 +64,7 @@ bench: up native
 	$(BIN)/python -m streams.bench.engine_bench --events 200000 --groups 20000
 	$(BIN)/python -m streams.bench.pipeline_bench --count 50000
 	$(BIN)/python -m streams.bench.worker_bench --count 100000
+	$(BIN)/python bench/peers/run_peer.py --count 100000
 	$(BIN)/python -m streams.bench.latency_bench --lateness 1000 5000
 	$(BIN)/python -m connectors.postgres.bench
 
