@@ -38,9 +38,24 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread name (librdkafka's and RocksDB's threads are named)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = name.split("#")[0].rstrip("0123456789:/") or name
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def _py_spy(pid: int, path: str) -> subprocess.Popen[bytes]:
     spy = str(Path(sys.executable).with_name("py-spy"))
-    argv = [spy, "record", "-p", str(pid), "-o", path, "--format", "raw", "-r", "200", "--idle"]
+    argv = [spy, "record", "-p", str(pid), "-o", path, "--format", "raw", "-r", "200"]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -82,6 +97,7 @@ def main() -> None:
             seen, matches = _metrics(port)
         worker_s = time.monotonic() - t0
         cpu_s = _cpu_seconds(worker.pid) - cpu0
+        threads = _thread_cpu(worker.pid)
         batches = worker_metric(port, "recon_batch_seconds_count")
         in_batches = worker_metric(port, "recon_batch_seconds_sum")
         chunks = worker_metric(port, "recon_transactions_total")
@@ -94,6 +110,8 @@ def main() -> None:
         f"worker (Faust, RocksDB, real broker): {seen:,.0f} records in {worker_s:.1f}s = {seen / worker_s:,.0f} records/s; {matches:,.0f} matches"
     )
 
+    top = sorted(threads.items(), key=lambda kv: -kv[1])[:6]
+    print("worker threads (CPU s since start): " + ", ".join(f"{n} {s:.1f}" for n, s in top))
     print(
         f"worker batches: {batches:,.0f} ({seen / max(batches, 1):,.0f} records each, {chunks:,.0f} transactions), {in_batches:.1f}s in batches, {committing:.1f}s of it committing, {applying:.1f}s writing RocksDB\n"
         f"worker CPU: {cpu_s:.1f}s over {worker_s:.1f}s wall ({cpu_s / worker_s:.0%} of a core), {seen / cpu_s:,.0f} records per CPU second"
