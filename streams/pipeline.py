@@ -63,6 +63,7 @@ def env_for(
         "RECON_AMOUNT_TOLERANCE_MINOR": str(m.amount_tolerance_minor),
         "RECON_AMOUNT_TOLERANCE_BPS": str(m.amount_tolerance_bps),
         "RECON_BATCH_MAX": str(settings.batch_max),
+        "RECON_BATCH_WITHIN": f"{settings.batch_within_ms}ms",
         "RECON_PG_SCHEMA": schema,
         "RECON_SINK_GROUP_ID": f"{settings.app_id}-sink",
         "PYTHONUNBUFFERED": "1",
