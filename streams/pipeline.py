@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -68,6 +69,15 @@ def env_for(
         "RECON_SINK_GROUP_ID": f"{settings.app_id}-sink",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def free_port() -> int:
+    """A TCP port free right now on 127.0.0.1, for a worker's web server: the default 6066
+    may belong to another worker on this machine, whose /metrics a bench must never read."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def worker_metric(port: int, name: str) -> float:

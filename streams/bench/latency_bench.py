@@ -35,7 +35,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from connectors.postgres.migrate import migrate
 from streams.contract.codec import decode_match
 from streams.engine.config import MatchConfig
-from streams.pipeline import Pipeline, pipeline
+from streams.pipeline import Pipeline, free_port, pipeline
 from streams.settings import database_url_from_env
 from streams.simulate.produce import producer_config
 from streams.worker.settings import WorkerSettings, worker_from_env
@@ -253,7 +253,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200, help="pairs per second")
     parser.add_argument("--to", choices=("kafka", "postgres"), default="kafka")
     args = parser.parse_args()
-    base = replace(worker_from_env(), match=MatchConfig(), partitions=3, batch_within_ms=50)
+    base = replace(
+        worker_from_env(),
+        match=MatchConfig(),
+        partitions=3,
+        batch_within_ms=50,
+        web_port=free_port(),
+    )
     for lateness in args.lateness:
         if args.to == "kafka":
             lat = measure_to_kafka(base, lateness, args.seconds, args.rate)

@@ -45,7 +45,7 @@ from streams.contract.model import Flow, Heartbeat, InputEvent, Side
 from streams.engine import codec, keys
 from streams.engine.config import MatchConfig
 from streams.engine.engine import MatchingEngine
-from streams.pipeline import pipeline, worker_metric
+from streams.pipeline import free_port, pipeline, worker_metric
 from streams.settings import KafkaSettings, TopicNames, database_url_from_env
 from streams.simulate.produce import producer_config
 from streams.state.base import KeyValueStore, prefix_end
@@ -495,7 +495,9 @@ def main() -> None:
     parser.add_argument("--traffic", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=3)
     args = parser.parse_args()
-    base = replace(worker_from_env(), partitions=args.partitions, match=MatchConfig())
+    base = replace(
+        worker_from_env(), partitions=args.partitions, match=MatchConfig(), web_port=free_port()
+    )
     kept: list[Path] = []
     with _scratch(Path(".local/bench")) as root:
         memory = worker_rss(

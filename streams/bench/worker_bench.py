@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from streams.engine.config import MatchConfig
-from streams.pipeline import Process, pipeline, worker_metric
+from streams.pipeline import Process, free_port, pipeline, worker_metric
 from streams.settings import TopicNames, database_url_from_env
 from streams.simulate.local import run_local
 from streams.simulate.produce import produce
@@ -93,7 +93,11 @@ def main() -> None:
     )
 
     base = replace(
-        worker_from_env(), match=config, partitions=args.partitions, batch_max=args.batch
+        worker_from_env(),
+        match=config,
+        partitions=args.partitions,
+        batch_max=args.batch,
+        web_port=free_port(),
     )
     with pipeline(base, database_url_from_env(), Path(".local/bench"), "recon_bench") as pipe:
         stats = produce(sim, pipe.settings.kafka, pipe.settings.topics, args.partitions)
