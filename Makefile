@@ -6,14 +6,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# make bench QUICK=1: the quick suite (small counts, under 2 minutes)
+QUICK ?=
 
-.PHONY: help venv native up down kafka-up kafka-down db-up db-down demo test test-unit lint bench clean
+.PHONY: help venv native up down kafka-up kafka-down db-up db-down demo test test-unit lint bench bench-scripts clean
 
 help:
 	@echo "make demo   - set up everything and run the end-to-end demo"
 	@echo "make test   - set up everything and run the whole test suite"
 	@echo "make lint   - ruff + mypy --strict"
-	@echo "make bench  - benchmark scripts (print figures)"
+	@echo "make bench  - every figure of issue 10 in one run: table + bench/results.json (QUICK=1: small counts)"
+	@echo "make bench-scripts - the individual benchmark scripts"
 	@echo "make up / down, kafka-up / kafka-down, db-up / db-down"
 
 venv: $(STAMP)
@@ -59,6 +62,9 @@ lint: venv
 	$(BIN)/mypy bench
 
 bench: up native
+	$(BIN)/python bench/suite.py $(if $(QUICK),--quick) --out bench/results.json
+
+bench-scripts: up native
 	$(BIN)/python bench/passthrough.py --count 100000
 	$(BIN)/python bench/passthrough.py --count 100000 --parse
 	$(BIN)/python -m streams.bench.engine_bench --events 200000 --groups 20000
@@ -67,6 +73,7 @@ bench: up native
 	$(BIN)/python bench/peers/run_peer.py --count 100000
 	$(BIN)/python -m streams.bench.latency_bench --lateness 1000 5000
 	$(BIN)/python -m connectors.postgres.bench
+	$(BIN)/python -m streams.bench.state_bench --groups 1000000
 
 clean: down
 	rm -rf .local $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

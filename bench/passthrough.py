@@ -5,7 +5,7 @@ then times a plain librdkafka loop that consumes both inputs in batches
 (``Consumer.consume(num_messages=...)``) and produces every record to one output topic, from the
 first record consumed to the last one acknowledged. With ``--parse`` it also runs
 ``orjson.loads`` on every value. Compare the worker's records/s with this figure from the same
-run (``python -m streams.bench.worker_bench``).
+run (``python -m streams.bench.worker_bench``, or ``bench/suite.py`` for both at once).
 
     python bench/passthrough.py [--count 100000] [--partitions 3] [--parse]
 """
@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import time
 import uuid
+from collections.abc import Callable, Sequence
 
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -23,9 +24,23 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from streams.engine.config import MatchConfig
-from streams.settings import TopicNames, kafka_from_env
+from streams.settings import KafkaSettings, TopicNames, kafka_from_env
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate
+
+
+def create_topics(kafka: KafkaSettings, names: Sequence[str], partitions: int) -> None:
+    admin = AdminClient(kafka.confluent_config())
+    specs = [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]
+    for future in admin.create_topics(specs, operation_timeout=30).values():
+        future.result(timeout=60)
+
+
+def delete_topics(kafka: KafkaSettings, names: Sequence[str]) -> None:
+    admin = AdminClient(kafka.confluent_config())
+    for future in admin.delete_topics(list(names), operation_timeout=30).values():
+        with contextlib.suppress(Exception):
+            future.result(timeout=30)
 
 
 def main() -> None:
@@ -45,39 +60,44 @@ def main() -> None:
         dlq=f"pt.{tag}.unused-d",
     )
     names = [topics.payments, topics.ledger, topics.matched]
-    admin = AdminClient(kafka.confluent_config())
-    specs = [NewTopic(n, num_partitions=args.partitions, replication_factor=1) for n in names]
-    for future in admin.create_topics(specs, operation_timeout=30).values():
-        future.result(timeout=60)
+    create_topics(kafka, names, args.partitions)
     try:
         config = MatchConfig(amount_tolerance_minor=5, amount_tolerance_bps=10)
         sim = simulate(args.count, seed=5, config=config)
         produce(sim, kafka, topics, args.partitions)
         total = len(sim.records) + 2 * args.partitions
-        seconds = _pass_through(
-            kafka.confluent_config(), topics, args.partitions, total, args.parse
+        seconds = pass_through(
+            kafka,
+            (topics.payments, topics.ledger),
+            topics.matched,
+            args.partitions,
+            total,
+            parse=args.parse,
         )
         what = "pass-through + orjson.loads" if args.parse else "pass-through"
         print(f"{what}: {total:,} records in {seconds:.2f}s = {total / seconds:,.0f} records/s")
     finally:
-        admin.delete_topics(names, operation_timeout=30)
+        delete_topics(kafka, names)
 
 
-def _pass_through(
-    conf: dict[str, object], topics: TopicNames, partitions: int, total: int, parse: bool
+def pass_through(
+    kafka: KafkaSettings,
+    sources: Sequence[str],
+    out: str,
+    partitions: int,
+    total: int,
+    *,
+    parse: bool = False,
+    progress: Callable[[int], object] | None = None,
 ) -> float:
+    """Copy ``total`` records from ``sources`` (every partition, from the start) to ``out``;
+    the seconds from the first record consumed to the last one acknowledged."""
+    conf = kafka.confluent_config()
     consumer = Consumer(
         {**conf, "group.id": f"passthrough-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False}
     )
-    consumer.assign(
-        [
-            TopicPartition(t, p, 0)
-            for t in (topics.payments, topics.ledger)
-            for p in range(partitions)
-        ]
-    )
+    consumer.assign([TopicPartition(t, p, 0) for t in sources for p in range(partitions)])
     producer = Producer({**conf, "linger.ms": 5, "batch.num.messages": 10_000})
-    out = topics.matched
     seen = 0
     started: float | None = None
     while seen < total:
@@ -99,6 +119,8 @@ def _pass_through(
                     producer.poll(0.05)
             seen += 1
         producer.poll(0)
+        if progress is not None:
+            progress(seen)
     producer.flush(60)
     consumer.close()
     assert started is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -64,10 +65,20 @@ def env_for(
         "RECON_AMOUNT_TOLERANCE_BPS": str(m.amount_tolerance_bps),
         "RECON_BATCH_MAX": str(settings.batch_max),
         "RECON_BATCH_EVENTS": str(settings.batch_events),
+        "RECON_BATCH_WITHIN": f"{settings.batch_within_ms}ms",
         "RECON_PG_SCHEMA": schema,
         "RECON_SINK_GROUP_ID": f"{settings.app_id}-sink",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def free_port() -> int:
+    """A TCP port free right now on 127.0.0.1, for a worker's web server: the default 6066
+    may belong to another worker on this machine, whose /metrics a bench must never read."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def worker_metric(port: int, name: str) -> float:

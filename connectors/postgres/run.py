@@ -53,8 +53,11 @@ def consumer_config(settings: SinkSettings) -> dict[str, Any]:
     return conf
 
 
-def run_sink(settings: SinkSettings, stop: threading.Event) -> int:
-    """Run the sink until ``stop`` is set. Returns the process exit code."""
+def run_sink(settings: SinkSettings, stop: threading.Event, consumer: Any | None = None) -> int:
+    """Run the sink until ``stop`` is set. Returns the process exit code.
+
+    ``consumer``: a consumer made from :func:`consumer_config` (the bench wraps one to time
+    the first record read); by default one is made here."""
     from confluent_kafka import Consumer
 
     from connectors.exceptions import SinkUnavailableError
@@ -78,7 +81,7 @@ def run_sink(settings: SinkSettings, stop: threading.Event) -> int:
                 if stop.wait(random.uniform(cap / 2, cap) / 1000):
                     return 0
         loop = SinkLoop(
-            Consumer(consumer_config(settings)),
+            consumer if consumer is not None else Consumer(consumer_config(settings)),
             sink,
             settings.source_topics,
             LoopSettings(

@@ -1,12 +1,21 @@
 """Match latency with real-time inputs: the price of event-time ordering, measured.
 
-Produces a payment and its ledger entry for a new reference every few milliseconds with event
-time = the wall clock (the ledger 0-200 ms after its payment), for a while, through one worker.
-For every match, latency = when the match was read from recon.matched minus ``matched_at`` (the
-event time of the record that closed it). Event-time ordering predicts about
-``allowed_lateness`` plus batching; the run prints percentiles for each lateness given.
+Produces a payment and its ledger entry for a new reference at a steady rate, with event time =
+the wall clock at which the pair is produced (the payment 0-200 ms earlier), through one worker.
+Event-time ordering predicts a latency of about ``allowed_lateness`` plus batching; the run
+prints percentiles for each lateness given, of:
+
+* ``--to kafka``: when the match was read from recon.matched, minus ``matched_at`` (the event
+  time of the closing record, which is when it was produced);
+* ``--to postgres`` (what ``bench/suite.py`` reports): when the match's row was committed in
+  PostgreSQL by the sink, minus when the closing record was produced. The commit time comes
+  from the row itself: the run's throw-away schema sets ``recon_matches.written_at`` to
+  ``clock_timestamp()`` (the sink's default is ``now()``, the start of its transaction), so it
+  is the moment the row was inserted, a few ms before its transaction commits. Reading rows
+  with a poller instead would add the poll interval to every sample.
 
     python -m streams.bench.latency_bench [--lateness 1000 5000] [--seconds 20] [--rate 200]
+        [--to kafka|postgres]
 """
 
 from __future__ import annotations
@@ -15,69 +24,138 @@ import argparse
 import random
 import threading
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import orjson
+import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from connectors.postgres.migrate import migrate
 from streams.contract.codec import decode_match
 from streams.engine.config import MatchConfig
-from streams.pipeline import pipeline
+from streams.pipeline import Pipeline, free_port, pipeline
 from streams.settings import database_url_from_env
 from streams.simulate.produce import producer_config
 from streams.worker.settings import WorkerSettings, worker_from_env
 
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+PREFIX = "LAT-"
 
 
-def _produce(settings: WorkerSettings, seconds: float, rate: float, stop: threading.Event) -> int:
-    producer = Producer({**producer_config(settings.kafka), "linger.ms": 1})
-    rng = random.Random(1)
-    sent, t0 = 0, time.monotonic()
-    while time.monotonic() - t0 < seconds and not stop.is_set():
-        ref = f"LAT-{sent:07d}"
-        now = _now_ms()
-        base = {"reference": ref, "amount_minor": 1000 + sent, "currency": "EUR"}
-        producer.produce(
-            settings.topics.payments,
-            key=ref.encode(),
-            value=orjson.dumps(
-                {**base, "event_id": f"{ref}-p", "event_time": now, "kind": "payment"}
-            ),
+def _now_ms() -> float:
+    return time.time_ns() / 1e6
+
+
+@dataclass(slots=True)
+class PairProducer:
+    """Produces pairs at ``rate`` per second in a thread until stopped; ``produced[i]`` is the
+    wall-clock ms at which pair ``i``'s closing record (the ledger entry) was produced."""
+
+    settings: WorkerSettings
+    rate: float
+    produced: list[float] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def start(self) -> PairProducer:
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def finish(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(60)
+
+    def _run(self) -> None:
+        producer = Producer({**producer_config(self.settings.kafka), "linger.ms": 1})
+        topics = self.settings.topics
+        rng = random.Random(1)
+        t0 = time.monotonic()
+        while not self.stop.is_set():
+            n = len(self.produced)
+            ref = f"{PREFIX}{n:08d}"
+            now = int(_now_ms())
+            base = {"reference": ref, "amount_minor": 1000 + n, "currency": "EUR"}
+            payment = {
+                **base,
+                "event_id": f"{ref}-p",
+                "event_time": now - rng.randint(0, 200),
+                "kind": "payment",
+            }
+            ledger = {**base, "event_id": f"{ref}-l", "event_time": now, "direction": "credit"}
+            producer.produce(topics.payments, key=ref.encode(), value=orjson.dumps(payment))
+            producer.produce(topics.ledger, key=ref.encode(), value=orjson.dumps(ledger))
+            self.produced.append(_now_ms())
+            producer.poll(0)
+            ahead = (n + 1) / self.rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+        producer.flush(30)
+
+
+@dataclass(frozen=True, slots=True)
+class Latencies:
+    lateness_ms: int
+    rate: float  # pairs per second
+    sent: int  # pairs produced in the measured window
+    samples: list[float]  # ms beyond allowed_lateness, sorted
+
+    def pct(self, q: float) -> float:
+        s = self.samples
+        return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
+
+
+def measure_to_postgres(
+    base: WorkerSettings,
+    lateness_ms: int,
+    seconds: float,
+    rate: float,
+    *,
+    database_url: str,
+    work_root: Path = Path(".local/bench"),
+    schema: str = "recon_bench_latency",
+    progress: Callable[[float], object] | None = None,
+) -> Latencies:
+    """Latency from a pair's closing record produced to its match row in PostgreSQL, minus
+    ``lateness_ms``, over the pairs produced in a window of ``seconds`` at ``rate`` pairs/s."""
+    settings = replace(base, match=replace(base.match, allowed_lateness_ms=lateness_ms))
+    with pipeline(settings, database_url, work_root, schema) as pipe, pipe.pg() as conn:
+        # Before the sink starts (it finds them applied): see the module docstring.
+        migrate(conn, schema)
+        conn.execute(
+            "ALTER TABLE recon_matches ALTER COLUMN written_at SET DEFAULT clock_timestamp()"
         )
-        producer.produce(
-            settings.topics.ledger,
-            key=ref.encode(),
-            value=orjson.dumps(
-                {
-                    **base,
-                    "event_id": f"{ref}-l",
-                    "event_time": now + rng.randint(0, 200),
-                    "direction": "credit",
-                }
-            ),
-        )
-        sent += 1
-        producer.poll(0)
-        time.sleep(max(0.0, sent / rate - (time.monotonic() - t0)))
-    # Keep both inputs moving past the last pairs, as live traffic would.
-    end = time.monotonic() + 15
-    while time.monotonic() < end and not stop.is_set():
-        for topic in (settings.topics.payments, settings.topics.ledger):
-            for p in range(settings.partitions):
-                producer.produce(topic, value=orjson.dumps({"event_time": _now_ms()}), partition=p)
-        producer.poll(0)
-        time.sleep(0.2)
-    producer.flush(30)
-    return sent
+        pipe.worker()
+        pipe.sink()
+
+        def rows() -> int:
+            _check_alive(pipe)
+            try:
+                found = conn.execute("SELECT count(*) FROM recon_matches").fetchone()
+            except psycopg.errors.UndefinedTable:
+                return 0
+            return int(str(found[0])) if found else 0
+
+        pairs = PairProducer(pipe.settings, rate)
+        start, end = _window(pairs, time.sleep, lambda: rows() > 0, seconds, lateness_ms, progress)
+        _wait(lambda: rows() >= end, 60 + lateness_ms / 1000, "match rows in PostgreSQL")
+        written = conn.execute(
+            "SELECT reference, extract(epoch FROM written_at) * 1000 FROM recon_matches"
+            " WHERE reference LIKE %s",
+            [PREFIX + "%"],
+        ).fetchall()
+    arrived = {int(str(ref)[len(PREFIX) :]): float(str(ms)) for ref, ms in written}
+    return _latencies(pairs, arrived, start, end, lateness_ms)
 
 
-def _measure(base: WorkerSettings, lateness_ms: int, seconds: float, rate: float) -> None:
-    config = replace(base.match, allowed_lateness_ms=lateness_ms)
-    settings = replace(base, match=config, partitions=3, batch_within_ms=50)
+def measure_to_kafka(
+    base: WorkerSettings, lateness_ms: int, seconds: float, rate: float
+) -> Latencies:
+    """Latency from a pair's closing record produced to its match read from recon.matched
+    (read_committed, as the sink reads), minus ``lateness_ms``."""
+    settings = replace(base, match=replace(base.match, allowed_lateness_ms=lateness_ms))
     with pipeline(settings, database_url_from_env(), Path(".local/bench"), "recon_bench") as pipe:
         pipe.worker()
         consumer = Consumer(
@@ -85,38 +163,85 @@ def _measure(base: WorkerSettings, lateness_ms: int, seconds: float, rate: float
                 **pipe.settings.kafka.confluent_config(),
                 "group.id": "latency",
                 "enable.auto.commit": False,
+                "isolation.level": "read_committed",
             }
         )
-        consumer.assign([TopicPartition(pipe.settings.topics.matched, p, 0) for p in range(3)])
-        stop = threading.Event()
-        sent: list[int] = []
-        thread = threading.Thread(
-            target=lambda: sent.append(_produce(pipe.settings, seconds, rate, stop))
-        )
-        thread.start()
-        latencies: list[int] = []
-        deadline = time.monotonic() + seconds + 40
-        while time.monotonic() < deadline and (
-            thread.is_alive() or len(latencies) < (sent[0] if sent else 1)
-        ):
-            for msg in consumer.consume(1000, 0.2):
-                value = msg.value()
-                if msg.error() or value is None:
-                    continue
-                received = _now_ms()
-                latencies.append(received - decode_match(value).matched_at_ms)
-        stop.set()
-        thread.join()
+        matched = pipe.settings.topics.matched
+        consumer.assign([TopicPartition(matched, p, 0) for p in range(settings.partitions)])
+        arrived: dict[int, float] = {}
+
+        def pump(seconds: float) -> None:
+            until = time.monotonic() + seconds
+            while True:
+                for msg in consumer.consume(1000, max(0.0, min(0.1, until - time.monotonic()))):
+                    value = msg.value()
+                    if msg.error() is None and value is not None:
+                        n = int(decode_match(value).reference[len(PREFIX) :])
+                        arrived[n] = _now_ms()
+                if time.monotonic() >= until:
+                    return
+
+        pairs = PairProducer(pipe.settings, rate)
+        start, end = _window(pairs, pump, lambda: bool(arrived), seconds, lateness_ms, None)
+
+        def window_matched() -> bool:
+            pump(0.1)
+            return all(n in arrived for n in range(start, end))
+
+        _wait(window_matched, 30 + lateness_ms / 1000, "matches on recon.matched")
         consumer.close()
-    latencies.sort()
+    return _latencies(pairs, arrived, start, end, lateness_ms)
 
-    def pick(q: float) -> int:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
 
-    print(
-        f"allowed_lateness {lateness_ms} ms: {len(latencies)}/{sent[0] if sent else 0} pairs matched; "
-        f"latency after the closing event p50 {pick(0.5)} ms, p95 {pick(0.95)} ms, p99 {pick(0.99)} ms, max {latencies[-1]} ms"
+def _window(
+    pairs: PairProducer,
+    pump: Callable[[float], object],
+    ready: Callable[[], bool],
+    seconds: float,
+    lateness_ms: int,
+    progress: Callable[[float], object] | None,
+) -> tuple[int, int]:
+    """Produce pairs; the measured ones are those produced in a window of ``seconds`` that
+    starts once a first match has arrived (so group joins and the first restore are behind).
+    Pairs keep coming for the lateness after it, so the window's last pairs are released like
+    the others, as live traffic would release them. Returns the window's pair range."""
+    pairs.start()
+    try:
+        _wait(lambda: ready() or bool(pump(0.1)), 120, "a first match")
+        start = len(pairs.produced)
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            pump(min(0.2, left))
+            if progress is not None:
+                progress(seconds - max(0.0, until - time.monotonic()))
+        end = len(pairs.produced)
+        pump(lateness_ms / 1000 + 1.0)
+    finally:
+        pairs.finish()
+    return start, end
+
+
+def _wait(done: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} after {timeout_s:.0f}s")
+        time.sleep(0.05)
+
+
+def _check_alive(pipe: Pipeline) -> None:
+    for proc in pipe.processes:
+        if proc.proc is not None and proc.proc.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited; see {proc.log_path}")
+
+
+def _latencies(
+    pairs: PairProducer, arrived: dict[int, float], start: int, end: int, lateness_ms: int
+) -> Latencies:
+    samples = sorted(
+        arrived[n] - pairs.produced[n] - lateness_ms for n in range(start, end) if n in arrived
     )
+    return Latencies(lateness_ms, pairs.rate, end - start, samples)
 
 
 def main() -> None:
@@ -126,10 +251,27 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=float, default=200, help="pairs per second")
+    parser.add_argument("--to", choices=("kafka", "postgres"), default="kafka")
     args = parser.parse_args()
-    base = replace(worker_from_env(), match=MatchConfig())
+    base = replace(
+        worker_from_env(),
+        match=MatchConfig(),
+        partitions=3,
+        batch_within_ms=50,
+        web_port=free_port(),
+    )
     for lateness in args.lateness:
-        _measure(base, lateness, args.seconds, args.rate)
+        if args.to == "kafka":
+            lat = measure_to_kafka(base, lateness, args.seconds, args.rate)
+        else:
+            lat = measure_to_postgres(
+                base, lateness, args.seconds, args.rate, database_url=database_url_from_env()
+            )
+        print(
+            f"allowed_lateness {lateness} ms, to {args.to}: {len(lat.samples)}/{lat.sent} pairs; "
+            f"beyond the lateness: p50 {lat.pct(0.5):.0f} ms, p95 {lat.pct(0.95):.0f} ms, "
+            f"p99 {lat.pct(0.99):.0f} ms, max {lat.pct(1.0):.0f} ms"
+        )
 
 
 if __name__ == "__main__":

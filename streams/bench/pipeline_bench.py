@@ -80,22 +80,33 @@ def stores(kind: str) -> Iterator[Callable[[int], KeyValueStore]]:
 
 
 def run_pipeline(
-    records: list[RawRecord], kind: str
+    records: list[RawRecord],
+    kind: str,
+    config: MatchConfig | None = None,
+    *,
+    partitions: int = PARTITIONS,
+    batch: int = BATCH,
+    progress: Callable[[int], object] | None = None,
 ) -> tuple[float, list[MatchRecord], list[ExceptionRecord], list[DeadLetter]]:
+    """``records`` through a :class:`BatchProcessor` in batches; the seconds it took and the
+    outputs. ``progress`` gets the records done after each batch (its time is not counted)."""
     matches: list[MatchRecord] = []
     exceptions: list[ExceptionRecord] = []
     dead: list[DeadLetter] = []
     with stores(kind) as store_for:
         processor = BatchProcessor(
-            MatchingEngine(MatchConfig()), TopicNames(), PARTITIONS, store_for
+            MatchingEngine(config or MatchConfig()), TopicNames(), partitions, store_for
         )
-        began = time.perf_counter()
-        for start in range(0, len(records), BATCH):
-            result = processor.process(records[start : start + BATCH])
+        elapsed = 0.0
+        for start in range(0, len(records), batch):
+            began = time.perf_counter()
+            result = processor.process(records[start : start + batch])
+            elapsed += time.perf_counter() - began
             matches += result.matches
             exceptions += result.exceptions
             dead += result.dead_letters
-        elapsed = time.perf_counter() - began
+            if progress is not None:
+                progress(min(start + batch, len(records)))
     return elapsed, matches, exceptions, dead
 
 
