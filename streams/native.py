@@ -75,7 +75,7 @@ def compiled() -> dict[str, bool]:
 
 def _artifacts() -> list[Path]:
     found = [p for m in MODULES for p in (ROOT / m).parent.glob(Path(m).stem + ".*.so")]
-    return found + list(ROOT.glob("*__mypyc*.so"))
+    return found + list((ROOT / "streams").glob("*__mypyc*.so"))
 
 
 def build() -> None:
@@ -87,7 +87,14 @@ def build() -> None:
     os.chdir(ROOT)
     setup(
         name="recon-native",
-        ext_modules=mypycify(list(MODULES), opt_level="3", target_dir=".local/native-build/c"),
+        ext_modules=mypycify(
+            list(MODULES),
+            opt_level="3",
+            target_dir=".local/native-build/c",
+            # The shared library goes inside the package (streams/core__mypyc.*.so), so the
+            # core imports from any working directory.
+            group_name="streams.core",
+        ),
         script_args=[
             "build_ext",
             "--inplace",

@@ -24,6 +24,7 @@ the worker does) and times the worker's restore of it into empty RocksDB dirs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import tempfile
 import time
@@ -112,7 +113,11 @@ def _partitions_of(start: int, stop: int, partitions: int) -> bytes:
     return bytes(partition_for(reference(i).encode(), partitions) for i in range(start, stop))
 
 
-def _build_partition(path: str, partition: int, indexes: Sequence[int], config: MatchConfig) -> int:
+def _build_partition(
+    path: str, partition: int, indexes: Sequence[int], fields: dict[str, int]
+) -> int:
+    # The config comes as its fields: the compiled core's frozen classes do not unpickle.
+    config = MatchConfig(**fields)
     """Open groups for ``indexes`` in a new DB at ``path``; returns how many are open."""
     engine = MatchingEngine(config)
     store = RocksDictStore(path)
@@ -196,7 +201,7 @@ def build_open_groups(
                 str(partition_db(data_dir, p)),
                 p,
                 [i for i, q in enumerate(owner) if q == p],
-                config,
+                dataclasses.asdict(config),
             )
             for p in range(partitions)
         ]
