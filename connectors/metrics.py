@@ -19,3 +19,8 @@ RETRIES = Counter("recon_sink_retries", "Failed batch attempts that will be retr
 DEAD_LETTERS = Counter(
     "recon_sink_dead_letters", "Records the sink stored as dead letters", ["reason"]
 )
+COPY_FALLBACKS = Counter(
+    "recon_sink_copy_fallbacks",
+    "Batches whose direct COPY met a stored row and went through the staging table instead",
+    ["table"],
+)

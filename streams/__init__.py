@@ -30,11 +30,16 @@ def _use_sources(root: str) -> None:
         _sys.path_importer_cache[directory] = machinery.FileFinder(directory, loader)
 
 
-_root = _os.path.dirname(__file__)
+# The compiled core's modules live in this package and in the sink's (connectors).
+_roots = [_os.path.dirname(__file__)]
+_sibling = _os.path.join(_os.path.dirname(_roots[0]), "connectors")
+if _os.path.isdir(_sibling):
+    _roots.append(_sibling)
 if _os.environ.get("RECON_PURE_PYTHON"):
-    _use_sources(_root)  # the reference the compiled core is tested against
+    for _root in _roots:
+        _use_sources(_root)  # the reference the compiled core is tested against
 else:
-    _stale = _stale_extensions(_root)
+    _stale = [s for _root in _roots for s in _stale_extensions(_root)]
     if _stale:
         # The compiled core calls itself natively, so it is used whole or not at all.
         print(
@@ -42,4 +47,5 @@ else:
             "sources (rebuild: python -m streams.native build)",
             file=_sys.stderr,
         )
-        _use_sources(_root)
+        for _root in _roots:
+            _use_sources(_root)

@@ -36,8 +36,10 @@ MODULES = (
     "streams/contract/model.py",
     "streams/contract/decode.py",
     "streams/contract/codec.py",
+    "streams/contract/avro_fast.py",
     "streams/contract/dead_letters.py",
     "streams/worker/processor.py",
+    "connectors/postgres/rows.py",
 )
 
 

@@ -17,6 +17,7 @@ from typing import Any, Final
 import orjson
 from fastavro import schemaless_reader, schemaless_writer
 
+from streams.contract.avro_fast import FastRecord, UnsupportedSchemaError
 from streams.contract.exceptions import DecodeError, EncodeError
 from streams.contract.model import (
     DeadLetter,
@@ -87,10 +88,19 @@ def decode_avro(
     return current, datum  # type: ignore[return-value]
 
 
-class _Reader:
-    """Fingerprint -> (writer, reader-or-None) for the versions of one schema."""
+def _fast(schema: SchemaVersion) -> FastRecord | None:
+    try:
+        return FastRecord(schema.parsed)
+    except UnsupportedSchemaError:
+        return None
 
-    __slots__ = ("_entries", "_name")
+
+class _Reader:
+    """Fingerprint -> (writer, reader-or-None) for the versions of one schema; records written
+    with the current version are read by :class:`FastRecord`, older ones by fastavro (which
+    resolves them to the current version)."""
+
+    __slots__ = ("_entries", "_fast", "_name")
 
     def __init__(self, registry: SchemaRegistry, name: str) -> None:
         self._name = name
@@ -99,11 +109,20 @@ class _Reader:
             sv.fingerprint: (sv.parsed, None if sv is current else current.parsed)
             for sv in registry.versions(name)
         }
+        fast = _fast(current)
+        self._fast: dict[bytes, FastRecord] = {current.fingerprint: fast} if fast else {}
 
     def read(self, data: bytes) -> dict[str, Any]:
         if data[:2] != b"\xc3\x01" or len(data) < 10:
             raise DecodeError(f"not an Avro single-object encoded {self._name}")
-        entry = self._entries.get(data[2:10])
+        fingerprint = data[2:10]
+        fast = self._fast.get(fingerprint)
+        if fast is not None:
+            try:
+                return fast.decode(data, 10)
+            except DecodeError as exc:
+                raise DecodeError(f"corrupt {self._name} record: {exc}") from exc
+        entry = self._entries.get(fingerprint)
         if entry is None:
             raise DecodeError(f"unknown {self._name} schema fingerprint {data[2:10].hex()}")
         fo = BytesIO(data)
@@ -125,15 +144,25 @@ class OutputCodec:
         self._match = reg.current(MATCH_SCHEMA)
         self._exception = reg.current(EXCEPTION_SCHEMA)
         self._dead_letter = reg.current(DEAD_LETTER_SCHEMA)
+        self._match_fast = _fast(self._match)
+        self._exception_fast = _fast(self._exception)
+        self._dead_letter_fast = _fast(self._dead_letter)
         self._match_reader = _Reader(reg, MATCH_SCHEMA)
         self._exception_reader = _Reader(reg, EXCEPTION_SCHEMA)
         self._dead_letter_reader = _Reader(reg, DEAD_LETTER_SCHEMA)
 
     # -- Match -------------------------------------------------------------------------
 
+    @staticmethod
+    def _encode(schema: SchemaVersion, fast: FastRecord | None, datum: dict[str, Any]) -> bytes:
+        if fast is not None:
+            return fast.encode(schema.header, datum)
+        return encode_single_object(schema, datum)
+
     def encode_match(self, m: MatchRecord) -> bytes:
-        return encode_single_object(
+        return self._encode(
             self._match,
+            self._match_fast,
             {
                 "match_id": m.match_id,
                 "reference": m.reference,
@@ -175,8 +204,9 @@ class OutputCodec:
     # -- Exception ---------------------------------------------------------------------
 
     def encode_exception(self, e: ExceptionRecord) -> bytes:
-        return encode_single_object(
+        return self._encode(
             self._exception,
+            self._exception_fast,
             {
                 "exception_id": e.exception_id,
                 "reference": e.reference,
@@ -222,8 +252,9 @@ class OutputCodec:
     def encode_dead_letter(self, dl: DeadLetter) -> bytes:
         if type(dl.partition) is not int or not _INT_MIN <= dl.partition <= _INT_MAX:
             raise EncodeError(f"DeadLetter partition {dl.partition!r} is not a 32-bit int")
-        return encode_single_object(
+        return self._encode(
             self._dead_letter,
+            self._dead_letter_fast,
             {
                 "source_topic": dl.source_topic,
                 "partition": dl.partition,
