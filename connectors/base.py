@@ -49,9 +49,15 @@ class Sink(ABC):
     ) -> dict[TopicPartitionKey, int]:
         """The last offset committed in the store for each partition that has one."""
 
+    def prepare(self, records: Sequence[SinkRecord]) -> object:
+        """The batch's work that needs no store (decoding, building rows). The loop runs it
+        while the previous batch is being written, and passes the result to ``write_batch``."""
+        return None
+
     @abstractmethod
-    def write_batch(self, records: Sequence[SinkRecord]) -> BatchResult:
-        """Write the records and their offsets atomically.
+    def write_batch(self, records: Sequence[SinkRecord], prepared: object = None) -> BatchResult:
+        """Write the records and their offsets atomically (``prepared``: what ``prepare`` gave
+        for exactly these records, or None). May run on another thread than the other calls.
 
         Raises ``SinkUnavailableError`` when nothing was written and the batch must be retried.
         Records that cannot be decoded or stored never raise: they become dead letters.

@@ -4,19 +4,26 @@ Exactly-once into the store: the store keeps the offsets (see :class:`connectors
 On every assignment the loop seeks to ``stored + 1`` (no row: the beginning); Kafka's own
 committed offsets are written asynchronously after each store commit, for monitoring only.
 
-When the store is unavailable the loop keeps its batch, pauses every assigned partition (so
-no new records pile up: the batch cap bounds memory), keeps calling ``consume`` so the group
-membership stays alive, retries with exponential backoff and full jitter, and resumes once a
-write succeeds. A stop request (SIGTERM) flushes the batch, commits and returns 0.
+Batches are written on a writer thread, one at a time, while this thread reads and prepares
+(decodes) the next: the store's work and ours overlap. A batch is handed over only after the
+one before it committed, so batches still commit in order; at most two are in memory.
+
+When the store is unavailable the loop keeps its batch (the failed one and what came after,
+in order), pauses every assigned partition (so no new records pile up: the batch cap bounds
+memory), keeps calling ``consume`` so the group membership stays alive, retries with
+exponential backoff and full jitter, and resumes once a write succeeds; retries are written
+from this thread. A stop request (SIGTERM) flushes the batch, commits and returns 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +36,7 @@ from confluent_kafka import (
 )
 
 from connectors import metrics
-from connectors.base import Sink, SinkRecord, TopicPartitionKey
+from connectors.base import BatchResult, Sink, SinkRecord, TopicPartitionKey
 from connectors.exceptions import SinkUnavailableError
 
 log = logging.getLogger(__name__)
@@ -53,7 +60,8 @@ class LoopSettings:
 
 
 class SinkLoop:
-    """Drives one consumer and one sink. Not thread-safe: run it from one thread."""
+    """Drives one consumer and one sink. Not thread-safe: run it from one thread (it starts
+    its own writer thread)."""
 
     def __init__(
         self,
@@ -77,6 +85,10 @@ class SinkLoop:
         self._retry_at: float | None = None
         self.records_written = 0
         self.batches_written = 0
+        # The batch being written on the writer thread, and its records.
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="sink-writer")
+        self._inflight: Future[BatchResult] | None = None
+        self._inflight_batch: list[SinkRecord] = []
 
     # -- rebalance callbacks ---------------------------------------------------------------
 
@@ -105,6 +117,10 @@ class SinkLoop:
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         keys = {(tp.topic, tp.partition) for tp in partitions}
+        # The batch in flight commits before the partitions go; if it fails, its records are
+        # back in the batch, handled below.
+        with contextlib.suppress(SinkUnavailableError):
+            self._collect()
         if self._batch and any((r.topic, r.partition) in keys for r in self._batch):
             try:
                 self._write()
@@ -131,6 +147,11 @@ class SinkLoop:
                 if self._pending_seek:
                     self._resolve_pending_seeks()
                 self._poll()
+                if self._inflight is not None and self._inflight.done():
+                    try:
+                        self._collect()
+                    except SinkUnavailableError as exc:
+                        self._failed(exc)
                 if self._flush_due():
                     self._try_flush()
                     if 0 <= self._s.max_retries < self._failures:
@@ -139,6 +160,7 @@ class SinkLoop:
             return self._shutdown()
         finally:
             self._consumer.close()
+            self._writer.shutdown(wait=True)
 
     def _poll(self) -> None:
         now = self._clock()
@@ -185,16 +207,47 @@ class SinkLoop:
         )
 
     def _write(self) -> None:
-        """Write the batch; on success commit to Kafka (informative) and clear it."""
+        """Write the batch from this thread; on success commit to Kafka (informative) and
+        clear it. Raises SinkUnavailableError with the batch kept."""
+        self._collect()  # a batch in flight commits first (and on failure joins this one)
         batch = self._batch
-        result = self._sink.write_batch(batch)
+        self._written(batch, self._sink.write_batch(batch))
+        self._batch = []
+        self._batch_started = None
+
+    def _hand_over(self) -> None:
+        """Prepare the batch here and write it on the writer thread, once the batch before it
+        committed. Raises SinkUnavailableError (with the batches kept) when that one failed."""
+        batch = self._batch
+        prepared = self._sink.prepare(batch)  # overlaps the write in flight
+        self._collect()
+        self._inflight = self._writer.submit(self._sink.write_batch, batch, prepared)
+        self._inflight_batch = batch
+        self._batch = []
+        self._batch_started = None
+
+    def _collect(self) -> None:
+        """Wait for the batch in flight. On failure its records go back in front of the
+        current batch (they come first in every partition) and SinkUnavailableError is raised."""
+        future, batch = self._inflight, self._inflight_batch
+        if future is None:
+            return
+        self._inflight, self._inflight_batch = None, []
+        try:
+            result = future.result()
+        except SinkUnavailableError:
+            self._batch = batch + self._batch
+            if self._batch_started is None:
+                self._batch_started = self._clock()
+            raise
+        self._written(batch, result)
+
+    def _written(self, batch: list[SinkRecord], result: BatchResult) -> None:
         offsets: dict[TopicPartitionKey, int] = {}
         for r in batch:
             offsets[(r.topic, r.partition)] = max(offsets.get((r.topic, r.partition), -1), r.offset)
         self.records_written += len(batch)
         self.batches_written += result.transactions
-        self._batch = []
-        self._batch_started = None
         commit = [
             TopicPartition(t, p, o + 1) for (t, p), o in offsets.items() if (t, p) in self._assigned
         ]
@@ -206,21 +259,12 @@ class SinkLoop:
 
     def _try_flush(self) -> bool:
         try:
-            self._write()
+            if self._failures:
+                self._write()  # retries: from this thread, one batch at a time
+            else:
+                self._hand_over()
         except SinkUnavailableError as exc:
-            self._failures += 1
-            metrics.RETRIES.labels("unavailable").inc()
-            delay = self._backoff()
-            self._retry_at = self._clock() + delay
-            if self._failures == 1 or self._failures % 10 == 0:
-                log.warning(
-                    "store unavailable (attempt %d), holding %d records, retry in %.2fs: %s",
-                    self._failures,
-                    len(self._batch),
-                    delay,
-                    exc,
-                )
-            self._pause()
+            self._failed(exc)
             return False
         if self._failures:
             log.info("store back after %d failed attempts", self._failures)
@@ -228,6 +272,22 @@ class SinkLoop:
         self._retry_at = None
         self._resume()
         return True
+
+    def _failed(self, exc: SinkUnavailableError) -> None:
+        """A write failed: hold the batch, pause, retry after a backoff."""
+        self._failures += 1
+        metrics.RETRIES.labels("unavailable").inc()
+        delay = self._backoff()
+        self._retry_at = self._clock() + delay
+        if self._failures == 1 or self._failures % 10 == 0:
+            log.warning(
+                "store unavailable (attempt %d), holding %d records, retry in %.2fs: %s",
+                self._failures,
+                len(self._batch),
+                delay,
+                exc,
+            )
+        self._pause()
 
     def _backoff(self) -> float:
         cap = min(
@@ -273,12 +333,14 @@ class SinkLoop:
             self._pending_seek.discard(key)
             if not self._paused:
                 self._consumer.resume([TopicPartition(key[0], key[1])])
-        if not self._pending_seek and not self._batch:
+        if not self._pending_seek and not self._batch and self._inflight is None:
             self._failures = 0
             self._retry_at = None
 
     def _shutdown(self) -> int:
         deadline = self._clock() + self._s.shutdown_timeout_ms / 1000
+        with contextlib.suppress(SinkUnavailableError):  # then back in the batch, written below
+            self._collect()
         while self._batch:
             try:
                 self._write()

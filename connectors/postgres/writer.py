@@ -180,11 +180,16 @@ class PostgresSink(Sink):
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write_batch(self, records: Sequence[SinkRecord]) -> BatchResult:
+    def prepare(self, records: Sequence[SinkRecord]) -> PreparedBatch:
+        return self._rows.prepare(records)
+
+    def write_batch(self, records: Sequence[SinkRecord], prepared: object = None) -> BatchResult:
         if not records:
             return BatchResult({}, 0, 0)
         started = time.perf_counter()
-        result = self._write_or_bisect(records)
+        result = self._write_or_bisect(
+            records, prepared if isinstance(prepared, PreparedBatch) else None
+        )
         metrics.BATCHES.inc()
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return result
@@ -196,8 +201,11 @@ class PostgresSink(Sink):
         except RecordRejectedError as exc:
             raise SinkUnavailableError(str(exc)) from exc
 
-    def _write_or_bisect(self, records: Sequence[SinkRecord]) -> BatchResult:
-        prepared = self._rows.prepare(records)
+    def _write_or_bisect(
+        self, records: Sequence[SinkRecord], prepared: PreparedBatch | None = None
+    ) -> BatchResult:
+        if prepared is None:
+            prepared = self._rows.prepare(records)
         try:
             return self._commit(prepared)
         except RecordRejectedError as exc:

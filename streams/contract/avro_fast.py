@@ -103,7 +103,7 @@ def _write(out: bytearray, t: _Type, value: object) -> None:
         raw = value.encode()
         _write_long(out, len(raw))
         out += raw
-    elif kind == _LONG or kind == _INT:
+    elif kind in (_LONG, _INT):
         if type(value) is not int:
             raise EncodeError(f"{t.name}: expected an int, got {type(value).__name__}")
         lo, hi = (_LONG_MIN, _LONG_MAX) if kind == _LONG else (_INT_MIN, _INT_MAX)
@@ -212,7 +212,7 @@ def _read(cur: _Cursor, t: _Type) -> object:
             return cur.raw().decode()
         except UnicodeDecodeError as exc:
             raise DecodeError(f"{t.name}: invalid UTF-8") from exc
-    if kind == _LONG or kind == _INT:
+    if kind in (_LONG, _INT):
         value = cur.long()
         lo, hi = (_LONG_MIN, _LONG_MAX) if kind == _LONG else (_INT_MIN, _INT_MAX)
         if not lo <= value <= hi:

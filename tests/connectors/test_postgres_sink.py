@@ -5,6 +5,7 @@ Each test has its own topics, consumer group and PostgreSQL schema (see ``sink_e
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import random
@@ -297,7 +298,7 @@ def test_postgres_outage_pauses_and_recovers_without_loss(sink_env: SinkEnv) -> 
 
 
 def _asdict(record: object) -> dict[str, object]:
-    return {f: getattr(record, f) for f in record.__slots__}  # type: ignore[attr-defined]
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}  # type: ignore[arg-type]
 
 
 def _sha(data: bytes) -> str:
