@@ -165,7 +165,8 @@ class Pipeline:
     work_dir: Path
     processes: list[Process] = field(default_factory=list)
 
-    def worker(self, name: str = "worker") -> Process:
+    def worker(self, name: str = "worker", web_port: int | None = None) -> Process:
+        """Start a worker and wait until it is ready; ``web_port``: for a second worker."""
         argv = [
             sys.executable,
             "-m",
@@ -176,6 +177,8 @@ class Pipeline:
             "info",
         ]
         env = env_for(self.settings, self.work_dir / name, self.schema, self.database_url)
+        if web_port is not None:
+            env["RECON_WEB_PORT"] = str(web_port)
         proc = Process(name, argv, env, self.work_dir / f"{name}.log").start()
         self.processes.append(proc)
         proc.wait_for_log(b"[^Worker]: Ready", timeout=120)

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 
 from streams.engine.config import HOUR_MS, MatchConfig
-from streams.pipeline import Pipeline, pipeline, wait_for_batches
+from streams.pipeline import Pipeline, free_port, pipeline, wait_for_batches
 from streams.settings import KafkaSettings
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate
@@ -92,6 +92,44 @@ def test_kill_9_of_worker_and_sink_still_gives_exact_rows(
                 worker = pipe.worker("worker" if round_ == 0 else "worker-rebuilt")
             else:
                 sink = pipe.sink()
+        producing.join(120)
+        assert _wait_for_rows(pipe, truth, 240) == expected_counts(truth)
+        with pipe.pg() as conn:
+            assert differences(truth, conn) == []
+
+
+def test_rebalance_1_2_1_under_load_gives_exact_rows(
+    kafka: KafkaSettings, database_url: str, tmp_path: Path
+) -> None:
+    """Whole partition batches across rebalances: under load a second worker joins (1 -> 2)
+    and leaves (2 -> 1), once by SIGTERM and once by kill -9. PostgreSQL equals the truth."""
+    sim = simulate(20_000, seed=303, config=MATCH)
+    truth = truth_of(sim)
+    base = WorkerSettings(
+        kafka=kafka, match=MATCH, partitions=3, batch_max=300, session_timeout_ms=10_000
+    )
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with pipeline(base, database_url, tmp_path, schema) as pipe:
+        pipe.worker()
+        pipe.sink()
+        producing = threading.Thread(
+            target=produce,
+            args=(sim, kafka, pipe.settings.topics, pipe.settings.partitions),
+            kwargs={"rate": 800.0},  # 25 s of traffic,
+        )
+        producing.start()
+        wait_for_batches(pipe.settings.web_port, 2, timeout=150)
+        for how in ("sigterm", "kill-9"):
+            port = free_port()
+            second = pipe.worker(f"second-{how}", web_port=port)
+            wait_for_batches(port, 2, timeout=150)  # it owns partitions and committed batches
+            assert second.proc is not None
+            if how == "sigterm":
+                assert second.stop() == 0
+            else:
+                second.proc.kill()
+                second.proc.wait(10)
+            assert producing.is_alive(), "traffic ended before the rebalances: raise the rate"
         producing.join(120)
         assert _wait_for_rows(pipe, truth, 240) == expected_counts(truth)
         with pipe.pg() as conn:

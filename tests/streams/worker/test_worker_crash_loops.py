@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -19,6 +20,7 @@ from worker_harness import OutputReader, Outputs, WorkerProcess
 from conftest import TEST_MATCH
 from streams.contract.model import ExceptionKind
 from streams.engine.config import HOUR_MS
+from streams.pipeline import worker_metric
 from streams.simulate.produce import produce, producer_config
 from streams.simulate.scenarios import START_MS, simulate
 from streams.simulate.truth import check, truth_of
@@ -89,6 +91,21 @@ def _restart_processes_a_pair(
     _alive(again)
 
 
+def _rate_of(
+    port: int, metric: str, count: int, *, timeout: float, since: float | None = None
+) -> float:
+    """Per second, of a worker counter going from its first rise (or ``since``) to ``count``."""
+    deadline = time.monotonic() + timeout
+    first = since
+    while (value := worker_metric(port, metric)) < count:
+        assert time.monotonic() < deadline, (metric, value, count)
+        if first is None and value > 0:
+            first = time.perf_counter()
+        time.sleep(0.05)
+    assert first is not None
+    return count / max(time.perf_counter() - first, 0.05)
+
+
 def test_released_backlog_of_100k_payments_goes_out_in_bounded_transactions(
     worker_settings: WorkerSettings, start_worker: StartWorker, outputs: OutputReader
 ) -> None:
@@ -105,13 +122,22 @@ def test_released_backlog_of_100k_payments_goes_out_in_bounded_transactions(
             except BufferError:  # the local queue is full: let deliveries drain
                 producer.poll(0.1)
     assert producer.flush(120) == 0
+    # Steady throughput: the worker takes the payments in, from its first to its last.
+    ingest = _rate_of(worker.port, "recon_batch_records_sum", count, timeout=max(600, count / 500))
     # Heartbeats per partition past every deadline, the ledger's the last: that one watermark
     # step per partition releases a third of the backlog and fires a third of the deadlines.
     beyond = T0 + count + TEST_MATCH.match_window_ms + 10 * HOUR_MS
+    released_from = time.perf_counter()
     for topic in (worker_settings.topics.payments, worker_settings.topics.ledger):
         for partition in range(worker_settings.partitions):
             producer.produce(topic, value=orjson.dumps({"event_time": beyond}), partition=partition)
         assert producer.flush(30) == 0
+    release = _rate_of(
+        worker.port, "recon_exceptions_total", count, timeout=max(600, count / 500),
+        since=released_from,
+    )  # fmt: skip
+    print(f"steady intake {ingest:,.0f} records/s, release {release:,.0f} exceptions/s")
+    assert release >= 0.5 * ingest, (release, ingest)
 
     def done(o: Outputs) -> bool:
         return len(o.exceptions) >= count
