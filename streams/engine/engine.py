@@ -687,7 +687,12 @@ class MatchingEngine:
         """An open one-sided group of the same reference and flow, other side, other currency
         (the first in currency order)."""
         prefix = keys.GROUP + g.gid[: 3 + len(reference.encode())]  # reference and flow
-        for key, raw in store.scan(prefix, prefix_end(prefix)):
+        own = keys.group_key(g.gid)
+        end = prefix_end(prefix)
+        # Most references have one group: two point reads show it, without a scan's iterators.
+        if store.first(prefix, own) is None and store.first(own + b"\x00", end) is None:
+            return None
+        for key, raw in store.scan(prefix, end):
             gid = key[1:]
             if gid == g.gid:
                 continue

@@ -161,10 +161,11 @@ class BatchingStore(KeyValueStore):
                     mine = key, value
                     break
         # A backing key below ``mine`` that the overlay holds is a tombstone: skip it.
-        for item in self._backing.scan(start, end if mine is None else mine[0]):
-            if item[0] not in overlay:
-                return item
-        return mine
+        backing, bound = self._backing, end if mine is None else mine[0]
+        item = backing.first(start, bound)
+        while item is not None and item[0] in overlay:
+            item = backing.first(item[0] + b"\x00", bound)  # the next key after it
+        return item if item is not None else mine
 
     def flush(self) -> int:
         """Write every touched key once to the backing store; return how many."""

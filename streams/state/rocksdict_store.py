@@ -6,15 +6,23 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import cast
 
-from rocksdict import Options, Rdict, ReadOptions, WriteBatch
+from rocksdict import Options, Rdict, RdictIter, ReadOptions, WriteBatch
 
 from streams.state.base import KeyValueStore
 from streams.state.exceptions import StateError, StoreClosedError
 
 
 class RocksDictStore(KeyValueStore):
+    """``first`` reuses one iterator, seeking it: the engine asks for the first entry of an
+    index once or twice per event, and a new RocksDB iterator per call cost more than the
+    rest of the lookup. An iterator reads the snapshot of its creation, so any write through
+    this store drops it; writes through another store object of the same DB are not seen by
+    ``first`` until then (the worker makes one store object per transaction, and writes
+    through it only after its reads)."""
+
     def __init__(self, path: str | Path, options: Options | None = None) -> None:
         opts = options if options is not None else Options(raw_mode=True)
+        self._iter: RdictIter | None = None
         try:
             self._db: Rdict | None = Rdict(str(path), options=opts)
         except Exception as exc:  # rocksdict raises plain exceptions on open failures
@@ -25,6 +33,7 @@ class RocksDictStore(KeyValueStore):
         """Wrap a DB someone else opened and owns (e.g. a Faust table's partition DB)."""
         store = cls.__new__(cls)
         store._db = db
+        store._iter = None
         return store
 
     @property
@@ -34,6 +43,7 @@ class RocksDictStore(KeyValueStore):
         return self._db
 
     def close(self) -> None:
+        self._iter = None
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -43,10 +53,23 @@ class RocksDictStore(KeyValueStore):
         return value
 
     def put(self, key: bytes, value: bytes) -> None:
+        self._iter = None
         self.db.put(key, value)
 
     def delete(self, key: bytes) -> None:
+        self._iter = None
         self.db.delete(key)
+
+    def first(self, start: bytes, end: bytes) -> tuple[bytes, bytes] | None:
+        it = self._iter
+        if it is None:
+            it = self._iter = self.db.iter(ReadOptions())
+        it.seek(start)
+        if it.valid():
+            key = cast(bytes, it.key())
+            if key < end:
+                return key, cast(bytes, it.value())
+        return None
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         read_opt = ReadOptions()
@@ -56,6 +79,7 @@ class RocksDictStore(KeyValueStore):
             yield cast(bytes, key), cast(bytes, value)
 
     def write_many(self, changes: Iterable[tuple[bytes, bytes | None]]) -> None:
+        self._iter = None
         batch = WriteBatch(raw_mode=True)
         for key, value in changes:
             if value is None:

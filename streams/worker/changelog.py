@@ -71,6 +71,10 @@ class StagedStore(KeyValueStore):
         self._check_readable()
         return self._local.scan(start, end)
 
+    def first(self, start: bytes, end: bytes) -> tuple[bytes, bytes] | None:
+        self._check_readable()
+        return self._local.first(start, end)
+
     def put(self, key: bytes, value: bytes) -> None:
         self.write_many(((key, value),))
 

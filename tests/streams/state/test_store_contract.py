@@ -87,9 +87,9 @@ def test_behaves_like_an_ordered_dict(
                     store.flush()
             else:
                 lo, hi = min(a, b), max(a, b)
-                assert list(store.scan(lo, hi)) == sorted(
-                    (k, v) for k, v in model.items() if lo <= k < hi
-                )
+                expected = sorted((k, v) for k, v in model.items() if lo <= k < hi)
+                assert list(store.scan(lo, hi)) == expected
+                assert store.first(lo, hi) == (expected[0] if expected else None)
             assert store.get(a) == model.get(a)
         assert list(store.scan(b"", b"\xff")) == sorted(model.items())
         if isinstance(store, BatchingStore):
