@@ -27,7 +27,7 @@ from streams.simulate.local import run_local
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate
 from streams.simulate.truth import check, truth_of
-from streams.worker.settings import worker_from_env
+from streams.worker.settings import WorkerSettings, worker_from_env
 
 # The simulation every throughput figure is measured on (the limit's too).
 BENCH_CONFIG = MatchConfig(amount_tolerance_minor=5, amount_tolerance_bps=10)
@@ -112,7 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--partitions", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=WorkerSettings().batch_max)
     parser.add_argument(
         "--profile", metavar="PATH", help="py-spy the worker while it runs (collapsed stacks)"
     )

@@ -37,12 +37,12 @@ class WorkerSettings:
     processing_guarantee: str = "at_least_once"
     # Records per fetch (each fetch becomes one message per input partition), fetched partition
     # batches per worker batch (one Kafka transaction), and the longest a batch waits to fill.
-    batch_max: int = 2_000
+    batch_max: int = 5_000
     batch_events: int = 8
     batch_within_ms: int = 100
     # Sweep steps (released events, deadlines, purges) per partition and Kafka transaction: a
     # released backlog goes out in transactions of bounded size and memory.
-    sweep_chunk: int = 2_000
+    sweep_chunk: int = 10_000
     # An event time further than this ahead of its record's Kafka timestamp is BAD_EVENT_TIME
     # (it would drag the partition's watermark); 0 = no bound.
     max_event_time_ahead_ms: int = HOUR_MS
