@@ -61,6 +61,8 @@ FIGURES: tuple[Figure, ...] = (
         ">= 60,000",
         _at_least("inprocess_rps", 60_000),
     ),
+    Figure("peer_rps", "quix-streams peer (exact 1:1 only)", "records/s", "", _none),
+    Figure("worker_over_peer", "worker / peer", "", ">= 1", _at_least("worker_over_peer", 1)),
     Figure("sink_rps", "sink", "rows/s", ">= 100,000", _at_least("sink_rps", 100_000)),
     Figure("sink_over_copy", "sink / raw COPY", "", ">= 0.8", _at_least("sink_over_copy", 0.8)),
     Figure("latency_ms_p50", "latency p50 beyond allowed_lateness", "ms", "", _none),

@@ -1,6 +1,6 @@
 """`make bench`: every figure of issue 10 in one run, as a markdown table and bench/results.json.
 
-    .venv/bin/python bench/suite.py [--quick] [--out bench/results.json] [--peers]
+    .venv/bin/python bench/suite.py [--quick] [--out bench/results.json] [--[no-]peers]
 
 Runs on the broker and database of KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL, on fresh topics and
 throw-away schemas. Phases, each on the same run's data:
@@ -18,8 +18,8 @@ throw-away schemas. Phases, each on the same run's data:
    does not grow with the open ones), and the worker's restore of that state's changelog.
 
 ``--quick`` uses small counts (under 2 minutes on the 2-core machine); the keys are the same, and
-the ``*_groups`` keys say which counts were measured. ``--peers`` also runs
-``bench/peers/run_peer.py`` when it exists (see :func:`run_peers`).
+the ``*_groups`` keys say which counts were measured. The full run also runs the
+quix-streams peer (``bench/peers/``) on the same records (``--no-peers`` skips it).
 """
 
 from __future__ import annotations
@@ -264,18 +264,18 @@ def _fresh_schema(db: str, schema: str) -> None:
 
 
 def run_peers(plan: Plan, out: dict[str, Any], work: Path) -> None:
-    """The hook for the peer benchmarks (bench/peers/, written separately): when
-    ``bench/peers/run_peer.py`` exists it is run as ``run_peer.py --count N --partitions P
-    --out FILE`` with this environment (the broker and database), and the JSON object it writes
-    to FILE is kept under ``peers`` in the results."""
-    if not PEER.exists():
-        say(f"--peers: {PEER.relative_to(ROOT)} does not exist yet; skipped")
-        return
+    """The quix-streams peer (bench/peers/run_peer.py, its own virtualenv) on the same
+    simulation: its records/s beside the worker's, and the ratio."""
     target = work / "peers.json"
     argv = [sys.executable, str(PEER), "--count", str(plan.records)]
-    argv += ["--partitions", str(plan.partitions), "--out", str(target)]
+    argv += ["--partitions", str(plan.partitions), "--json", str(target)]
     subprocess.run(argv, check=True, cwd=ROOT)
-    out["peers"] = json.loads(target.read_text())
+    peer = json.loads(target.read_text())
+    out["peers"] = peer
+    out["peer_rps"] = peer["peer_rps"]
+    if "worker_rps" in out:
+        out["worker_over_peer"] = out["worker_rps"] / peer["peer_rps"]
+    say(f"quix-streams peer: {peer['peer_rps']:,.0f} records/s")
 
 
 # ---------------------------------------------------------------------------------- main
@@ -285,7 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts, under 2 minutes")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
-    parser.add_argument("--peers", action="store_true", help="also run bench/peers/run_peer.py")
+    parser.add_argument(
+        "--peers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the quix-streams peer (default: in the full run, not in --quick)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run's work directory")
     args = parser.parse_args(argv)
 
@@ -308,8 +313,11 @@ def main(argv: list[str] | None = None) -> int:
             say(f"{name} ...")
             phase(plan, base, db, work, results)
             timings[name] = round(time.monotonic() - started, 1)
-        if args.peers:
+        if args.peers or (args.peers is None and not args.quick):
+            started = time.monotonic()
+            say("peers ...")
             run_peers(plan, results, work)
+            timings["peers"] = round(time.monotonic() - started, 1)
     except Exception:
         failed = True
         results["error"] = traceback.format_exc()

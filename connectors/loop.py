@@ -50,7 +50,7 @@ EXIT_UNFLUSHED = 1
 @dataclass(frozen=True, slots=True)
 class LoopSettings:
     batch_size: int = 5000
-    linger_ms: int = 200
+    linger_ms: int = 50
     max_retries: int = -1
     retry_backoff_ms: int = 200
     retry_backoff_max_ms: int = 10_000

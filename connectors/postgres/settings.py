@@ -56,7 +56,7 @@ class SinkSettings:
     group_id: str = "recon-sink"
     instance_id: str | None = None
     batch_size: int = 5000
-    linger_ms: int = 200
+    linger_ms: int = 50
     max_retries: int = -1
     retry_backoff_ms: int = 200
     retry_backoff_max_ms: int = 10_000

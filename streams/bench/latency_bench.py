@@ -21,6 +21,7 @@ prints percentiles for each lateness given, of:
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import threading
 import time
@@ -238,10 +239,16 @@ def _check_alive(pipe: Pipeline) -> None:
 def _latencies(
     pairs: PairProducer, arrived: dict[int, float], start: int, end: int, lateness_ms: int
 ) -> Latencies:
-    samples = sorted(
+    timeline = [
         arrived[n] - pairs.produced[n] - lateness_ms for n in range(start, end) if n in arrived
-    )
-    return Latencies(lateness_ms, pairs.rate, end - start, samples)
+    ]
+    if os.environ.get("RECON_BENCH_TIMELINE"):  # latency over the window, in tenths
+        tenth = max(1, len(timeline) // 10)
+        print(
+            "latency by tenth of the window (max ms): "
+            + ", ".join(f"{max(timeline[i : i + tenth]):.0f}" for i in range(0, len(timeline), tenth))
+        )
+    return Latencies(lateness_ms, pairs.rate, end - start, sorted(timeline))
 
 
 def main() -> None:
