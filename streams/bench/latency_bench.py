@@ -246,7 +246,9 @@ def _latencies(
         tenth = max(1, len(timeline) // 10)
         print(
             "latency by tenth of the window (max ms): "
-            + ", ".join(f"{max(timeline[i : i + tenth]):.0f}" for i in range(0, len(timeline), tenth))
+            + ", ".join(
+                f"{max(timeline[i : i + tenth]):.0f}" for i in range(0, len(timeline), tenth)
+            )
         )
     return Latencies(lateness_ms, pairs.rate, end - start, sorted(timeline))
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from streams.contract.model import ExceptionKind, Flow, Side
 from streams.engine.config import DAY_MS, HOUR_MS, MINUTE_MS
 
 
+@lru_cache(maxsize=64)  # a handful of windows, one call per exception raised
 def duration(ms: int) -> str:
     # Days only from a week up: "48 h" reads better than "2 d" for a match window.
     for unit, name in ((DAY_MS, "d"), (HOUR_MS, "h"), (MINUTE_MS, "min"), (1000, "s")):

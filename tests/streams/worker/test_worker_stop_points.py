@@ -139,9 +139,10 @@ def test_kill_9_between_commit_and_ack_loses_nothing_and_adds_nothing(
     sim = simulate(3000, seed=41, config=TEST_MATCH)
     truth = truth_of(sim)
     t = worker_settings.topics
-    produce(sim, worker_settings.kafka, t, worker_settings.partitions)
     small = {"RECON_BATCH_MAX": "100", "RECON_BATCH_EVENTS": "2", "RECON_SESSION_TIMEOUT": "10s"}
+    # Started before the records exist: it must be ready before its third batch kills it.
     w1 = start_worker("w1", RECON_FAULT_STOP_AT="after_commit:3:kill", **small)
+    produce(sim, worker_settings.kafka, t, worker_settings.partitions)
     assert w1.proc is not None
     w1.proc.wait(120)
     assert w1.proc.returncode == -9, w1.tail()
