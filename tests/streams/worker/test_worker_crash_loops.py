@@ -99,14 +99,15 @@ def _restart_processes_a_pair(
 def _rate_of(
     port: int, metric: str, count: int, *, timeout: float, since: float | None = None
 ) -> float:
-    """Per second, of a worker counter going from its first rise (or ``since``) to ``count``."""
+    """Per second, of a worker counter reaching ``count``: from ``since``, or from the first
+    input record the worker took (its first batch begun, not done)."""
     deadline = time.monotonic() + timeout
     first = since
     while (value := worker_metric(port, metric)) < count:
         assert time.monotonic() < deadline, (metric, value, count)
-        if first is None and value > 0:
+        if first is None and worker_metric(port, "recon_records_in_total") > 0:
             first = time.perf_counter()
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert first is not None
     return count / max(time.perf_counter() - first, 0.05)
 
