@@ -28,6 +28,7 @@ $(STAMP): pyproject.toml
 
 # The compiled core (streams/native.py): rebuilt whenever one of its sources changed.
 native: venv
+	@.ci/cc.sh $(BIN)/python
 	@$(BIN)/python -m streams.native ensure > .local/native-build.log 2>&1 || { tail -30 .local/native-build.log; exit 1; }
 
 kafka-up: venv
