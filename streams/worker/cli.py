@@ -15,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import faulthandler
     import gc
+    import os
     import signal
 
     import faust
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     # made and collect the young generation less often; the middle generation stays small, so
     # its collections stay short (measured: docs/performance.md).
     gc.freeze()
-    gc.set_threshold(50_000, 5, 10)
+    threshold = os.environ.get("RECON_GC_THRESHOLD", "50000,5,10")
+    gc.set_threshold(*(int(x) for x in threshold.split(",")))
     worker.execute_from_commandline()
     return 0

@@ -42,7 +42,7 @@ class WorkerSettings:
     batch_within_ms: int = 100
     # Sweep steps (released events, deadlines, purges) per partition and Kafka transaction: a
     # released backlog goes out in transactions of bounded size and memory.
-    sweep_chunk: int = 10_000
+    sweep_chunk: int = 5_000
     # An event time further than this ahead of its record's Kafka timestamp is BAD_EVENT_TIME
     # (it would drag the partition's watermark); 0 = no bound.
     max_event_time_ahead_ms: int = HOUR_MS
