@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -111,16 +111,22 @@ def test_scan_survives_deletes_during_iteration(name: str, tmp_path: Path) -> No
         assert list(store.scan(b"", b"\xff")) == []
 
 
+class _Recording(MemoryStore):
+    """A backing store that keeps every ``write_many`` call's changes, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[list[tuple[bytes, bytes | None]]] = []
+
+    def write_many(self, changes: Iterable[tuple[bytes, bytes | None]]) -> None:
+        batch = list(changes)
+        self.writes.append(batch)
+        super().write_many(batch)
+
+
 def test_batching_writes_each_key_once_on_flush() -> None:
-    writes: list[list[tuple[bytes, bytes | None]]] = []
-
-    class Recording(MemoryStore):
-        def write_many(self, changes):  # type: ignore[no-untyped-def]
-            changes = list(changes)
-            writes.append(changes)
-            super().write_many(changes)
-
-    backing = Recording()
+    backing = _Recording()
+    writes = backing.writes
     backing.put(b"gone", b"x")
     store = BatchingStore(backing)
     for i in range(10):
@@ -170,15 +176,8 @@ def test_sorted_keys_splits_and_merges_chunks() -> None:
 
 
 def test_batching_writes_nothing_for_keys_born_and_gone_in_one_batch() -> None:
-    writes: list[list[tuple[bytes, bytes | None]]] = []
-
-    class Recording(MemoryStore):
-        def write_many(self, changes):  # type: ignore[no-untyped-def]
-            changes = list(changes)
-            writes.append(changes)
-            super().write_many(changes)
-
-    backing = Recording()
+    backing = _Recording()
+    writes = backing.writes
     backing.put(b"old", b"x")
     store = BatchingStore(backing)
     store.insert(b"new", b"1")  # inserted (known absent), then deleted: no write
