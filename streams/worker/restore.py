@@ -18,7 +18,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from streams.settings import KafkaSettings
 from streams.state.base import KeyValueStore
@@ -65,6 +71,35 @@ def restore(
         consumer.close()
 
 
+# A new topic, or one whose leader is moving, answers these until its metadata settles.
+_TRANSIENT = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+    }
+)
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, timeout_s: float) -> tuple[int, int]:
+    """The partition's low and high watermarks, waiting out a leader election."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.05
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=30, cached=False)
+            return low, high
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() not in _TRANSIENT or time.monotonic() + pause > deadline:
+                raise RestoreError(f"{tp.topic}[{tp.partition}]: {error.str()}") from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
 def _restore(
     consumer: Consumer,
     topic: str,
@@ -87,9 +122,7 @@ def _restore(
     for partition, store in stores.items():
         start = changelog_position(store)
         # read_committed: the high watermark reported is the last stable offset.
-        low, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=30, cached=False
-        )
+        low, high = _watermarks(consumer, TopicPartition(topic, partition), timeout_s)
         if start is not None and start > high:
             raise RestoreError(
                 f"{topic}[{partition}]: local state is at offset {start} but the changelog ends "

@@ -7,6 +7,8 @@ restarted worker does), which aborts it.
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -104,6 +106,19 @@ def test_local_state_ahead_of_the_changelog_is_refused(
     store.put(POSITION_KEY, b"1000")
     with pytest.raises(RestoreError, match="ends at 0"):
         restore(kafka, changelog, {0: store}, timeout_s=30)
+
+
+def test_a_partition_without_a_leader_is_waited_for_then_refused_by_name(
+    kafka: KafkaSettings,
+) -> None:
+    """A changelog whose leader is moving (or not yet elected, right after creation) answers
+    'not leader' or 'unknown partition'. Restore waits that out within its timeout, then names the
+    partition instead of letting librdkafka's exception kill the worker."""
+    missing = f"t.never-created.{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    with pytest.raises(RestoreError, match=rf"{re.escape(missing)}\[0\]"):
+        restore(kafka, missing, {0: MemoryStore()}, timeout_s=2)
+    assert time.monotonic() - started >= 1.0  # it retried instead of failing at once
 
 
 def test_outputs_of_an_aborted_batch_stay_invisible_to_read_committed_readers(
