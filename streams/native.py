@@ -40,6 +40,7 @@ MODULES = (
     "streams/contract/dead_letters.py",
     "streams/worker/processor.py",
     "connectors/postgres/rows.py",
+    "connectors/postgres/binary_copy.py",
 )
 
 

@@ -12,10 +12,11 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Final, NamedTuple
 
 from connectors.base import SinkRecord, TopicPartitionKey
+from connectors.postgres import binary_copy
 from streams.contract.codec import OutputCodec
 from streams.contract.dead_letters import bounded_dead_letter
 from streams.contract.exceptions import ContractError
@@ -93,6 +94,11 @@ DEAD_LETTER_TYPES: Final = (
 )  # fmt: skip
 
 
+MATCH_KINDS: Final = binary_copy.kinds_of(MATCH_TYPES)
+EXCEPTION_KINDS: Final = binary_copy.kinds_of(EXCEPTION_TYPES)
+DEAD_LETTER_KINDS: Final = binary_copy.kinds_of(DEAD_LETTER_TYPES)
+
+
 class MatchRow(NamedTuple):
     match_id: str
     reference: str
@@ -102,10 +108,10 @@ class MatchRow(NamedTuple):
     payment_amount_minor: int
     ledger_amount_minor: int
     difference_minor: int
-    payment_event_ids: list[str]
-    ledger_event_ids: list[str]
-    first_event_time: datetime
-    matched_at: datetime
+    payment_event_ids: Sequence[str]
+    ledger_event_ids: Sequence[str]
+    first_event_time: int  # ms since the Unix epoch, like every time in these rows
+    matched_at: int
     exception_id: str | None
 
 
@@ -119,10 +125,10 @@ class ExceptionRow(NamedTuple):
     ledger_currency: str | None
     payment_amount_minor: int
     ledger_amount_minor: int
-    payment_event_ids: list[str]
-    ledger_event_ids: list[str]
-    raised_at: datetime
-    resolved_at: datetime | None
+    payment_event_ids: Sequence[str]
+    ledger_event_ids: Sequence[str]
+    raised_at: int
+    resolved_at: int | None
     detail: str
 
 
@@ -136,7 +142,7 @@ class DeadLetterRow(NamedTuple):
     value: bytes | None
     reason: str
     detail: str
-    ingested_at: datetime
+    ingested_at: int
     kafka_topic: str
     kafka_partition: int
     kafka_offset: int
@@ -150,10 +156,24 @@ class InvalidRecordError(ValueError):
     """A decoded record that PostgreSQL would refuse (reason INVALID_RECORD)."""
 
 
-def ms_to_datetime(ms: int) -> datetime:
+def checked_ms(ms: int) -> int:
+    """``ms`` if it is a time the tables accept (years 1 to 9999, like Python's datetime)."""
     if not _MIN_MS <= ms <= _MAX_MS:
         raise InvalidRecordError(f"time {ms} ms is out of the supported range")
-    return EPOCH + timedelta(milliseconds=ms)
+    return ms
+
+
+def month_of_ms(ms: int) -> tuple[int, int]:
+    """(year, month) in UTC of a time in ms since the Unix epoch, in integer arithmetic
+    (H. Hinnant's civil_from_days), so that batching rows by month builds no datetime."""
+    z = ms // 86_400_000 + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (1 if month <= 2 else 0), month
 
 
 def datetime_to_ms(dt: datetime) -> int:
@@ -185,8 +205,10 @@ def _sha256(value: str | None, what: str) -> str | None:
     return value
 
 
-def _ids(values: Sequence[str], what: str) -> list[str]:
-    return [_text(v, what) for v in values]
+def _ids(values: Sequence[str], what: str) -> Sequence[str]:
+    for v in values:
+        _text(v, what)
+    return values
 
 
 def match_row(m: MatchRecord) -> MatchRow:
@@ -201,8 +223,8 @@ def match_row(m: MatchRecord) -> MatchRow:
         m.difference_minor,
         _ids(m.payment_event_ids, "payment_event_ids"),
         _ids(m.ledger_event_ids, "ledger_event_ids"),
-        ms_to_datetime(m.first_event_time_ms),
-        ms_to_datetime(m.matched_at_ms),
+        checked_ms(m.first_event_time_ms),
+        checked_ms(m.matched_at_ms),
         None if m.exception_id is None else _text(m.exception_id, "exception_id"),
     )
 
@@ -220,19 +242,18 @@ def exception_row(e: ExceptionRecord) -> ExceptionRow:
         e.ledger_amount_minor,
         _ids(e.payment_event_ids, "payment_event_ids"),
         _ids(e.ledger_event_ids, "ledger_event_ids"),
-        ms_to_datetime(e.raised_at_ms),
-        None if e.resolved_at_ms is None else ms_to_datetime(e.resolved_at_ms),
+        checked_ms(e.raised_at_ms),
+        None if e.resolved_at_ms is None else checked_ms(e.resolved_at_ms),
         _text(e.detail, "detail"),
     )
 
 
-def _ingested_at(rec: SinkRecord) -> datetime:
+def _ingested_at(rec: SinkRecord) -> int:
     # Kafka gives -1 when the message has no timestamp; now() is the only sensible fallback.
-    ms = rec.timestamp_ms if rec.timestamp_ms >= 0 else int(time.time() * 1000)
-    try:
-        return ms_to_datetime(ms)
-    except InvalidRecordError:
-        return datetime.now(UTC)
+    ms = rec.timestamp_ms
+    if not 0 <= ms <= _MAX_MS:
+        ms = int(time.time() * 1000)
+    return ms
 
 
 def worker_dead_letter_row(dl: DeadLetter, rec: SinkRecord) -> DeadLetterRow:
@@ -291,21 +312,37 @@ def sink_dead_letter_row(rec: SinkRecord, reason: str, detail: str) -> DeadLette
 class PreparedBatch:
     """Rows deduplicated by primary key, ready to COPY, and the offsets to store."""
 
-    matches: dict[tuple[str, datetime], MatchRow] = field(default_factory=dict)
-    exceptions: dict[tuple[str, datetime], ExceptionRow] = field(default_factory=dict)
+    matches: dict[tuple[str, int], MatchRow] = field(default_factory=dict)
+    exceptions: dict[tuple[str, int], ExceptionRow] = field(default_factory=dict)
     dead_letters: dict[str, DeadLetterRow] = field(default_factory=dict)
     sink_dead_letter_reasons: list[str] = field(default_factory=list)
     offsets: dict[TopicPartitionKey, int] = field(default_factory=dict)
+    # Each table's rows as one binary COPY stream, built by ``seal`` on the thread that
+    # prepares, so that the writer thread only sends.
+    streams: dict[str, bytes] = field(default_factory=dict)
+
+    def seal(self) -> PreparedBatch:
+        """Encode every table's rows; a batch changed afterwards must be sealed again."""
+        self.streams = {
+            "recon_matches": binary_copy.encode(MATCH_KINDS, self.matches.values()),
+            "recon_exceptions": binary_copy.encode(EXCEPTION_KINDS, self.exceptions.values()),
+            "recon_dead_letters": binary_copy.encode(DEAD_LETTER_KINDS, self.dead_letters.values()),
+        }
+        return self
 
     def months(self) -> dict[str, set[tuple[int, int]]]:
         """Months (year, month) each partitioned table is about to receive rows for."""
         return {
-            "recon_matches": {(t.year, t.month) for _, t in self.matches},
-            "recon_exceptions": {(t.year, t.month) for _, t in self.exceptions},
-            "recon_dead_letters": {
-                (r.ingested_at.year, r.ingested_at.month) for r in self.dead_letters.values()
-            },
+            "recon_matches": _months(t for _, t in self.matches),
+            "recon_exceptions": _months(t for _, t in self.exceptions),
+            "recon_dead_letters": _months(r.ingested_at for r in self.dead_letters.values()),
         }
+
+
+def _months(times_ms: Iterable[int]) -> set[tuple[int, int]]:
+    # Rows of a batch mostly share a few days: convert each day once.
+    days = {ms // 86_400_000 for ms in times_ms}
+    return {month_of_ms(day * 86_400_000) for day in days}
 
 
 class RowBuilder:
@@ -325,7 +362,7 @@ class RowBuilder:
                 self._add(batch, rec)
             except InvalidRecordError as exc:
                 self.add_sink_dead_letter(batch, rec, "INVALID_RECORD", str(exc))
-        return batch
+        return batch.seal()
 
     @staticmethod
     def add_sink_dead_letter(

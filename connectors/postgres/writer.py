@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import psycopg
 from psycopg import sql
@@ -214,7 +214,7 @@ class PostgresSink(Sink):
                 alone = self._rows.prepare(())
                 alone.offsets = prepared.offsets
                 RowBuilder.add_sink_dead_letter(alone, records[0], "SINK_REJECTED", str(exc))
-                return self._commit(alone)
+                return self._commit(alone.seal())
             mid = len(records) // 2
             first = self._write_or_bisect(records[:mid])
             second = self._write_or_bisect(records[mid:])
@@ -245,44 +245,31 @@ class PostgresSink(Sink):
         return BatchResult(written, len(batch.sink_dead_letter_reasons), 1)
 
     @staticmethod
-    def _copy(
-        conn: Conn,
-        stage: str,
-        columns: Sequence[str],
-        types: Sequence[str],
-        rows: Iterable[Sequence[object]],
-    ) -> None:
-        with conn.cursor() as cur, cur.copy(_copy_sql(stage, columns)) as copy:
-            copy.set_types(list(types))
-            for row in rows:
-                copy.write_row(row)
+    def _copy(conn: Conn, table: str, columns: Sequence[str], stream: bytes) -> None:
+        """COPY a binary stream (``binary_copy.encode``) into ``table``."""
+        with conn.cursor() as cur, cur.copy(_copy_sql(table, columns)) as copy:
+            copy.write(stream)
 
     def _write_rows(self, conn: Conn, batch: PreparedBatch) -> dict[str, int]:
         written: dict[str, int] = {}
         plan = (
-            ("recon_matches", batch.matches.values(), _STAGES[0], _INSERT_MATCHES),
-            ("recon_exceptions", batch.exceptions.values(), _STAGES[1], _INSERT_EXCEPTIONS),
-            ("recon_dead_letters", batch.dead_letters.values(), _STAGES[2], _INSERT_DEAD_LETTERS),
+            ("recon_matches", len(batch.matches), _STAGES[0], _INSERT_MATCHES),
+            ("recon_exceptions", len(batch.exceptions), _STAGES[1], _INSERT_EXCEPTIONS),
+            ("recon_dead_letters", len(batch.dead_letters), _STAGES[2], _INSERT_DEAD_LETTERS),
         )
-        for table, rows, (stage, columns, types), insert in plan:
-            if not rows:
+        for table, count, (stage, columns, _), insert in plan:
+            if not count:
                 continue
-            if table == "recon_matches" and self._copy_direct(conn, table, columns, types, rows):
-                written[table] = len(rows)
+            stream = batch.streams[table]
+            if table == "recon_matches" and self._copy_direct(conn, table, columns, stream):
+                written[table] = count
                 continue
-            self._copy(conn, stage, columns, types, rows)
+            self._copy(conn, stage, columns, stream)
             cur = conn.execute(insert)
             written[table] = max(cur.rowcount, 0)
         return written
 
-    def _copy_direct(
-        self,
-        conn: Conn,
-        table: str,
-        columns: Sequence[str],
-        types: Sequence[str],
-        rows: Collection[Sequence[object]],
-    ) -> bool:
+    def _copy_direct(self, conn: Conn, table: str, columns: Sequence[str], stream: bytes) -> bool:
         """COPY straight into the table, the fast path: a match is written once, so its row
         is almost never there already (only a replay or a redelivered re-emission brings it
         again). When one is, the COPY fails on the key and is rolled back to its savepoint,
@@ -290,7 +277,7 @@ class PostgresSink(Sink):
         exception's row changes (open, then resolved), which the staging path's upsert does."""
         try:
             with conn.transaction():  # a savepoint inside the batch's transaction
-                self._copy(conn, table, columns, types, rows)
+                self._copy(conn, table, columns, stream)
         except psycopg.errors.UniqueViolation:
             metrics.COPY_FALLBACKS.labels(table).inc()
             return False
