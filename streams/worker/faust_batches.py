@@ -77,6 +77,21 @@ class PartitionBatch(ConsumerMessage):
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, yielding one message per fetched topic-partition batch."""
 
+    def on_buffer_full(self, tp: TP) -> None:
+        """Keep fetching a partition whose stream buffer is under pressure.
+
+        Faust's answer to a buffer past 80% full is to drop the partition from the fetch, and
+        to add it back one partition per ``get`` once the buffer is below 40%. Our buffer holds
+        partition batches, and every input partition of the worker feeds the one agent's
+        buffer, so a pause in the agent (a commit, a compaction) dropped all of them; with no
+        active partition Faust's fetcher sleeps a whole second (``_wait_next_records``). The
+        fetches that followed then brought a second of records in a few large batches that
+        filled the buffer again: the worker settled into one batch a second, 2-3 s behind,
+        at a fraction of its load (docs/performance.md, latency). Not dropping the partition
+        leaves the back-pressure to the buffer's own bound: the fetcher waits in ``put`` on a
+        full buffer, and aiokafka stops fetching what is not consumed.
+        """
+
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         records, active = await self._wait_next_records(timeout)
         if records is None or self.should_stop:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import faust
 import pytest
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.drivers import by_url
 from faust.types import TP
 
@@ -103,3 +104,19 @@ def test_a_redelivered_batch_overlapping_acked_offsets_commits_once(
     consumer.ack(_batch(0, 9))
     consumer.ack(_batch(5, 14))  # fetched again after a seek
     assert consumer._new_offset(tp) == 15
+
+
+def test_a_stream_buffer_under_pressure_keeps_every_partition_fetched(
+    consumer: BatchConsumer,
+) -> None:
+    """Faust drops a partition from the fetch when the stream buffer fills. Every input
+    partition feeds the one agent's buffer, so a pause in the agent dropped them all, and
+    Faust's fetcher then slept a second per round: a latency step of 2-3 s that stayed."""
+    tps = {TP(TOPIC, 0), TP(TOPIC, 1), TP("ledger", 0)}
+    consumer._set_active_tps(tps)
+    for tp in tps:
+        consumer.on_buffer_full(tp)
+    assert consumer._get_active_partitions() == tps
+    # What Faust's own consumer does, and what the override prevents:
+    faust_aiokafka.Consumer.on_buffer_full(consumer, TP(TOPIC, 0))
+    assert TP(TOPIC, 0) not in consumer._get_active_partitions()
