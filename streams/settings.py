@@ -82,6 +82,14 @@ def get_duration(env: Mapping[str, str], name: str, default_ms: int) -> int:
     return parse_duration_ms(raw) if raw else default_ms
 
 
+def get_retention(env: Mapping[str, str], name: str, default_ms: int) -> int:
+    """A topic retention: a duration, or ``forever`` / ``-1`` for Kafka's unlimited -1."""
+    raw = env.get(name, "").strip().lower()
+    if raw in ("forever", "-1"):
+        return -1
+    return parse_duration_ms(raw) if raw else default_ms
+
+
 def kafka_from_env(env: Mapping[str, str] | None = None) -> KafkaSettings:
     env = os.environ if env is None else env
     return KafkaSettings(

@@ -16,6 +16,7 @@ from streams.settings import (
     TopicNames,
     get_duration,
     get_int,
+    get_retention,
     get_str,
     kafka_from_env,
     topics_from_env,
@@ -32,6 +33,10 @@ class WorkerSettings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     topics: TopicNames = field(default_factory=TopicNames)
     partitions: int = 6
+    # Retention of the input and output topics (-1: forever). A replay rebuilds results from the
+    # inputs, so it reaches back only as far as they are kept (docs/operations.md).
+    input_retention_ms: int = -1
+    output_retention_ms: int = -1
     data_dir: Path = Path(".local/worker")
     match: MatchConfig = field(default_factory=MatchConfig)
     processing_guarantee: str = "at_least_once"
@@ -97,6 +102,8 @@ class WorkerSettings:
             raise ConfigError("partitions, batch size and sweep chunk must be positive")
         if not 10_000 <= self.max_record_bytes <= 1_000_000:
             raise ConfigError("RECON_MAX_RECORD_BYTES must be between 10000 and 1000000")
+        if min(self.input_retention_ms, self.output_retention_ms) < -1:
+            raise ConfigError("topic retention must be a duration, or -1 / forever")
         if self.max_event_time_ahead_ms < 0:
             raise ConfigError("RECON_MAX_EVENT_TIME_AHEAD must not be negative")
 
@@ -109,6 +116,8 @@ def worker_from_env(env: Mapping[str, str] | None = None) -> WorkerSettings:
         kafka=kafka_from_env(env),
         topics=topics_from_env(env),
         partitions=get_int(env, "RECON_PARTITIONS", d.partitions),
+        input_retention_ms=get_retention(env, "RECON_INPUT_RETENTION", d.input_retention_ms),
+        output_retention_ms=get_retention(env, "RECON_OUTPUT_RETENTION", d.output_retention_ms),
         data_dir=Path(get_str(env, "RECON_DATA_DIR", str(d.data_dir))),
         match=MatchConfig(
             allowed_lateness_ms=get_duration(env, "RECON_ALLOWED_LATENESS", 5 * MINUTE_MS),

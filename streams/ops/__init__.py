@@ -1,0 +1,1 @@
+"""Operator tools: describe the topics and groups, replay, scale, verify and report."""
