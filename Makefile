@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # make bench QUICK=1: the quick suite (small counts, under 2 minutes)
 QUICK ?=
 
-.PHONY: help venv native up down kafka-up kafka-down db-up db-down demo test test-unit lint bench bench-scripts clean
+.PHONY: help venv native chromium up down kafka-up kafka-down db-up db-down demo test test-unit lint bench bench-scripts clean
 
 help:
 	@echo "make demo   - set up everything and run the end-to-end demo"
@@ -31,6 +31,10 @@ native: venv
 	@.ci/cc.sh $(BIN)/python
 	@$(BIN)/python -m streams.native ensure > .local/native-build.log 2>&1 || { tail -30 .local/native-build.log; exit 1; }
 
+# Headless Chromium for the report page's test, from Debian's packages when missing.
+chromium:
+	@.ci/chromium.sh >/dev/null
+
 kafka-up: venv
 	.ci/kafka.sh up
 
@@ -50,7 +54,7 @@ down: kafka-down db-down
 demo: up native
 	$(BIN)/recon demo
 
-test: up native
+test: up native chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: native
