@@ -82,11 +82,11 @@ def describe(settings: WorkerSettings, sink_group: str) -> Description:
             if name in metadata
             for p in sorted(metadata[name].partitions)
         ]
-        lags += _lags(admin, group, tps)
+        lags += group_lags(admin, group, tps)
     return Description(topics, lags)
 
 
-def _lags(admin: AdminClient, group: str, tps: list[TopicPartition]) -> list[PartitionLag]:
+def group_lags(admin: AdminClient, group: str, tps: list[TopicPartition]) -> list[PartitionLag]:
     if not tps:
         return []
     request = [ConsumerGroupTopicPartitions(group, tps)]
@@ -96,8 +96,8 @@ def _lags(admin: AdminClient, group: str, tps: list[TopicPartition]) -> list[Par
         for tp in answer.topic_partitions
         if tp.offset != _NO_OFFSET
     }
-    ends = _offsets(admin, tps, OffsetSpec.latest())  # type: ignore[no-untyped-call]
-    starts = _offsets(admin, tps, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+    ends = partition_offsets(admin, tps, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+    starts = partition_offsets(admin, tps, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
     return [
         PartitionLag(
             group,
@@ -111,7 +111,7 @@ def _lags(admin: AdminClient, group: str, tps: list[TopicPartition]) -> list[Par
     ]
 
 
-def _offsets(
+def partition_offsets(
     admin: AdminClient, tps: list[TopicPartition], spec: OffsetSpec
 ) -> dict[tuple[str, int], int]:
     futures = admin.list_offsets(
