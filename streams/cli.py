@@ -18,6 +18,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "topics": ("streams.worker.topics", "create and verify the co-partitioned topics"),
     "simulate": ("streams.simulate.cli", "produce simulated upstream traffic and its ground truth"),
+    "replay": (
+        "streams.ops.replay",
+        "rebuild every result from the inputs into a new generation, then switch readers to it",
+    ),
     "verify": (
         "streams.ops.verify_command",
         "the daily trial balance: every input in exactly one place, every row balanced",

@@ -19,6 +19,10 @@ from connectors.postgres.settings import SinkSettings
 
 log = logging.getLogger("connectors.postgres")
 
+# A replay retired this sink's generation (connectors/postgres/generations.py): a restart
+# cannot help, so an orchestrator should not restart it in a loop.
+EXIT_RETIRED = 4
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schema", help="PostgreSQL schema (default: $RECON_PG_SCHEMA or public)")
@@ -62,6 +66,7 @@ def run_sink(settings: SinkSettings, stop: threading.Event, consumer: Any | None
 
     from connectors.exceptions import SinkUnavailableError
     from connectors.loop import LoopSettings, SinkLoop
+    from connectors.postgres.generations import GenerationError
     from connectors.postgres.writer import PostgresSink
 
     sink = PostgresSink(settings)
@@ -99,7 +104,11 @@ def run_sink(settings: SinkSettings, stop: threading.Event, consumer: Any | None
             settings.schema,
             settings.group_id,
         )
-        code = loop.run(stop)
+        try:
+            code = loop.run(stop)
+        except GenerationError as exc:
+            log.error("%s", exc)
+            return EXIT_RETIRED
         log.info(
             "sink stopped (exit %d): %d records in %d batches",
             code,
@@ -122,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.schema:
         overrides["schema"] = args.schema
+        if settings.generation:
+            overrides["readers_schema"] = settings.readers  # --schema names the write schema
     if args.group_id:
         overrides["group_id"] = args.group_id
     if args.batch_size:

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from connectors.exceptions import SinkConfigError
+from streams import generation
 from streams.settings import (
     LOCAL_DATABASE_URL,
     KafkaSettings,
@@ -52,8 +53,12 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 @dataclass(frozen=True, slots=True)
 class SinkSettings:
     database_url: str = field(default=LOCAL_DATABASE_URL, repr=False)
-    schema: str = "public"
+    schema: str = "public"  # where this sink's generation writes
     group_id: str = "recon-sink"
+    # The generation (streams/generation.py) and the schema readers query, which holds the
+    # generations table and, once a replay switched, views of the live generation's tables.
+    generation: int = 0
+    readers_schema: str | None = None  # None: ``schema`` (generation 0 writes where it is read)
     instance_id: str | None = None
     batch_size: int = 5000
     linger_ms: int = 50
@@ -72,6 +77,10 @@ class SinkSettings:
     topics: TopicNames = field(default_factory=TopicNames)
 
     def __post_init__(self) -> None:
+        if not _IDENTIFIER.match(self.readers):
+            raise SinkConfigError(
+                f"RECON_PG_SCHEMA must be a plain identifier, got {self.readers!r}"
+            )
         if not _IDENTIFIER.match(self.schema):
             raise SinkConfigError(
                 f"RECON_PG_SCHEMA must be a plain identifier, got {self.schema!r}"
@@ -86,6 +95,11 @@ class SinkSettings:
             )
 
     @property
+    def readers(self) -> str:
+        """The schema readers query (see ``readers_schema``)."""
+        return self.readers_schema or self.schema
+
+    @property
     def source_topics(self) -> tuple[str, str, str]:
         return (self.topics.matched, self.topics.exceptions, self.topics.dlq)
 
@@ -93,10 +107,14 @@ class SinkSettings:
 def sink_settings_from_env(env: Mapping[str, str] | None = None) -> SinkSettings:
     env = os.environ if env is None else env
     d = SinkSettings()
+    n = generation.generation_from_env(env)
+    readers = env.get("RECON_PG_SCHEMA", "").strip() or d.schema
     return SinkSettings(
         database_url=database_url_from_env(env),
-        schema=env.get("RECON_PG_SCHEMA", "").strip() or d.schema,
-        group_id=env.get("RECON_SINK_GROUP_ID", "").strip() or d.group_id,
+        schema=generation.schema(readers, n),
+        group_id=generation.sink_group(env.get("RECON_SINK_GROUP_ID", "").strip() or d.group_id, n),
+        generation=n,
+        readers_schema=readers if n else None,
         instance_id=env.get("RECON_SINK_INSTANCE_ID", "").strip() or None,
         batch_size=get_int(env, "RECON_SINK_BATCH_SIZE", d.batch_size),
         linger_ms=get_duration(env, "RECON_SINK_LINGER", d.linger_ms),
@@ -116,5 +134,5 @@ def sink_settings_from_env(env: Mapping[str, str] | None = None) -> SinkSettings
         ),
         metrics_port=get_int(env, "RECON_SINK_METRICS_PORT", d.metrics_port),
         kafka=kafka_from_env(env),
-        topics=topics_from_env(env),
+        topics=generation.output_topics(topics_from_env(env), n),
     )

@@ -28,6 +28,7 @@ from psycopg import sql
 from connectors import metrics
 from connectors.base import BatchResult, Sink, SinkRecord, TopicPartitionKey
 from connectors.exceptions import RecordRejectedError, SinkUnavailableError
+from connectors.postgres import generations
 from connectors.postgres.migrate import migrate
 from connectors.postgres.partitions import PartitionManager
 from connectors.postgres.pool import Conn, ConnectionPool
@@ -144,6 +145,7 @@ class PostgresSink(Sink):
                 connect_timeout=max(1, self.settings.connect_timeout_ms // 1000),
             ) as conn:
                 migrate(conn, self.settings.schema)
+                generations.ensure(conn, self.settings.readers, self.settings.generation)
             with self._pool.connection() as conn:
                 self._partitions.premake(conn, self.settings.partitions_ahead)
         except psycopg.Error as exc:
@@ -232,6 +234,8 @@ class PostgresSink(Sink):
             with self._pool.connection() as conn:
                 self._partitions.ensure(conn, batch.months())
                 with conn.transaction():
+                    # First: a sink whose generation a replay retired writes nothing more.
+                    generations.fence(conn, self.settings.readers, self.settings.generation)
                     written = self._write_rows(conn, batch)
                     self._write_offsets(conn, batch)
         except psycopg.Error as exc:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streams import generation
 from streams.engine.config import DAY_MS, HOUR_MS, MINUTE_MS, MatchConfig
 from streams.exceptions import ConfigError
 from streams.settings import (
@@ -30,6 +31,8 @@ GUARANTEES = ("at_least_once",)
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     app_id: str = "recon"
+    # The generation this worker belongs to (streams/generation.py); names derive from it.
+    generation: int = 0
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     topics: TopicNames = field(default_factory=TopicNames)
     partitions: int = 6
@@ -111,14 +114,16 @@ class WorkerSettings:
 def worker_from_env(env: Mapping[str, str] | None = None) -> WorkerSettings:
     env = os.environ if env is None else env
     d = WorkerSettings()
+    n = generation.generation_from_env(env)
     return WorkerSettings(
-        app_id=get_str(env, "RECON_APP_ID", d.app_id),
+        app_id=generation.app_id(get_str(env, "RECON_APP_ID", d.app_id), n),
+        generation=n,
         kafka=kafka_from_env(env),
-        topics=topics_from_env(env),
+        topics=generation.output_topics(topics_from_env(env), n),
         partitions=get_int(env, "RECON_PARTITIONS", d.partitions),
         input_retention_ms=get_retention(env, "RECON_INPUT_RETENTION", d.input_retention_ms),
         output_retention_ms=get_retention(env, "RECON_OUTPUT_RETENTION", d.output_retention_ms),
-        data_dir=Path(get_str(env, "RECON_DATA_DIR", str(d.data_dir))),
+        data_dir=generation.data_dir(Path(get_str(env, "RECON_DATA_DIR", str(d.data_dir))), n),
         match=MatchConfig(
             allowed_lateness_ms=get_duration(env, "RECON_ALLOWED_LATENESS", 5 * MINUTE_MS),
             match_window_ms=get_duration(env, "RECON_MATCH_WINDOW", 48 * HOUR_MS),
