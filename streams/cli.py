@@ -22,6 +22,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "streams.ops.replay",
         "rebuild every result from the inputs into a new generation, then switch readers to it",
     ),
+    "scale": (
+        "streams.ops.scale",
+        "move to more partitions under traffic: a new generation on re-partitioned inputs",
+    ),
     "verify": (
         "streams.ops.verify_command",
         "the daily trial balance: every input in exactly one place, every row balanced",

@@ -63,14 +63,14 @@ def generation(env: Mapping[str, str], number: int) -> Generation:
     return Generation(number, child, worker_from_env(child), sink_settings_from_env(child))
 
 
-def _connect(sink: SinkSettings) -> psycopg.Connection[tuple[object, ...]]:
+def connect(sink: SinkSettings) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(sink.database_url, autocommit=True)
 
 
 def prepare(new: Generation) -> None:
     """Topics, schema and registration of a new generation (idempotent: a replay resumes)."""
     create_topics(new.worker)
-    with _connect(new.sink) as conn:
+    with connect(new.sink) as conn:
         generations.begin(conn, new.sink.readers, new.number)
         migrate(conn, new.sink.schema)
 
@@ -173,7 +173,7 @@ def _alive(procs: list[subprocess.Popen[bytes]]) -> None:
 def retire(env: Mapping[str, str], number: int) -> None:
     """Delete a retired generation's topics and schema (its rows are invisible already)."""
     old = generation(env, number)
-    with _connect(old.sink) as conn:
+    with connect(old.sink) as conn:
         status = generations.statuses(conn, old.sink.readers).get(number)
         if status != "retired":
             raise OpsError(f"generation {number} is {status or 'unknown'}, not retired")
@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"generation {args.retire}: topics and schema deleted")
         return 0
     base = generation(env, 0)
-    with _connect(base.sink) as conn:
+    with connect(base.sink) as conn:
         known = generations.statuses(conn, base.sink.readers)
     replaying = [g for g, s in known.items() if s == "replaying"]
     number = replaying[0] if replaying else max(known, default=0) + 1
@@ -230,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
         except OpsError as exc:
             print(f"error: {exc}; nothing switched, run again to resume", file=sys.stderr)
             return 1
-        with _connect(new.sink) as conn:
+        with connect(new.sink) as conn:
             old = generations.switch(conn, new.sink.readers, number, new.sink.schema)
         print(
             f"switched: readers of schema {new.sink.readers} now see generation {number}; "
