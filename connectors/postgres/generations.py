@@ -16,6 +16,7 @@ never writes after the switch (it stops with GenerationRetiredError).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -51,7 +52,9 @@ def ensure(conn: Conn, readers: str, generation: int) -> None:
             " generation integer PRIMARY KEY CHECK (generation >= 0),"
             " status text NOT NULL CHECK (status IN ('replaying', 'live', 'retired')),"
             " created_at timestamptz NOT NULL DEFAULT now(),"
-            " switched_at timestamptz)"
+            " switched_at timestamptz,"
+            # The layout a replay or scale gave it (NULL: the deployment's own settings).
+            " partitions integer, payments_topic text, ledger_topic text)"
         ).format(_table(readers))
     )
     if generation == 0:
@@ -97,8 +100,31 @@ def live(conn: Conn, readers: str) -> int:
     return found[0] if found else 0
 
 
-def begin(conn: Conn, readers: str, generation: int) -> None:
-    """Register a generation a replay is about to build."""
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The input partitioning a generation runs on."""
+
+    partitions: int
+    payments_topic: str
+    ledger_topic: str
+
+
+def layout(conn: Conn, readers: str, generation: int) -> Layout | None:
+    if generation not in statuses(conn, readers):
+        return None
+    row = conn.execute(
+        sql.SQL(
+            "SELECT partitions, payments_topic, ledger_topic FROM {} WHERE generation = %s"
+        ).format(_table(readers)),
+        [generation],
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return Layout(int(row[0]), str(row[1]), str(row[2]))
+
+
+def begin(conn: Conn, readers: str, generation: int, shape: Layout | None = None) -> None:
+    """Register a generation a replay is about to build, on the input layout ``shape``."""
     with conn.transaction():
         ensure(conn, readers, 0)
         known = statuses(conn, readers)
@@ -109,10 +135,15 @@ def begin(conn: Conn, readers: str, generation: int) -> None:
             raise GenerationError(f"generation {generation} is {known[generation]} already")
         conn.execute(
             sql.SQL(
-                "INSERT INTO {} (generation, status) VALUES (%s, 'replaying')"
-                " ON CONFLICT (generation) DO NOTHING"
+                "INSERT INTO {} (generation, status, partitions, payments_topic, ledger_topic)"
+                " VALUES (%s, 'replaying', %s, %s, %s) ON CONFLICT (generation) DO NOTHING"
             ).format(_table(readers)),
-            [generation],
+            [
+                generation,
+                shape.partitions if shape else None,
+                shape.payments_topic if shape else None,
+                shape.ledger_topic if shape else None,
+            ],
         )
 
 

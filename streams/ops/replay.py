@@ -25,95 +25,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
-import psycopg
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 from psycopg import sql
 from tqdm import tqdm
 
 from connectors.postgres import generations
-from connectors.postgres.migrate import migrate
-from connectors.postgres.settings import SinkSettings, sink_settings_from_env
 from streams.ops.describe import group_lags
 from streams.ops.exceptions import OpsError
+from streams.ops.generations import Generation, children, connect, generation, prepare
 from streams.ops.verify_sources import NotCaughtUpError, input_ends, wait_caught_up
-from streams.worker.settings import WorkerSettings, worker_from_env
-from streams.worker.topics import create_topics, topic_names
-
-
-@dataclass(frozen=True, slots=True)
-class Generation:
-    number: int
-    env: dict[str, str]
-    worker: WorkerSettings
-    sink: SinkSettings
-
-
-def generation(env: Mapping[str, str], number: int) -> Generation:
-    """The settings of generation ``number`` under this environment."""
-    child = {**env, "RECON_GENERATION": str(number)}
-    return Generation(number, child, worker_from_env(child), sink_settings_from_env(child))
-
-
-def connect(sink: SinkSettings) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(sink.database_url, autocommit=True)
-
-
-def prepare(new: Generation) -> None:
-    """Topics, schema and registration of a new generation (idempotent: a replay resumes)."""
-    create_topics(new.worker)
-    with connect(new.sink) as conn:
-        generations.begin(conn, new.sink.readers, new.number)
-        migrate(conn, new.sink.schema)
-
-
-@contextlib.contextmanager
-def children(new: Generation, work: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """A worker and a sink of the new generation, stopped (SIGTERM) on exit."""
-    work.mkdir(parents=True, exist_ok=True)
-    env = {**new.env, "RECON_WEB_PORT": str(_free_port()), "PYTHONUNBUFFERED": "1"}
-    started: list[subprocess.Popen[bytes]] = []
-    try:
-        for name, argv in (
-            ("worker", ["worker", "--no-create-topics"]),
-            ("sink", ["sink", "--log-level", "WARNING"]),
-        ):
-            log = (work / f"{name}.log").open("ab")
-            started.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "streams.cli", *argv],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        yield started
-    finally:
-        for proc in started:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in started:
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from streams.worker.topics import topic_names
 
 
 def catch_up(

@@ -30,7 +30,9 @@ from streams.contract.model import Side
 from streams.ops.bridge import Bridge
 from streams.ops.describe import group_lags
 from streams.ops.exceptions import OpsError
-from streams.ops.replay import Generation, catch_up, children, connect, generation, prepare
+from streams.ops.generations import Generation, children, connect, generation, prepare
+from streams.ops.generations import current as live_generation
+from streams.ops.replay import catch_up
 from streams.ops.verify_sources import input_ends
 from streams.worker.topics import verify_copartitioned
 
@@ -87,8 +89,7 @@ def run(args: argparse.Namespace) -> int:
     base = generation(env, 0)
     with connect(base.sink) as conn:
         known = generations.statuses(conn, base.sink.readers)
-    live = next((g for g, s in known.items() if s == "live"), 0)
-    current = generation(env, live)
+    current = live_generation(env)
     if args.partitions < 1 or args.partitions == current.worker.partitions:
         print(
             f"error: --partitions {args.partitions}: the system has "

@@ -41,10 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from connectors.postgres.settings import sink_settings_from_env
-    from streams.worker.settings import worker_from_env
+    import os
 
-    worker, sink = worker_from_env(), sink_settings_from_env()
+    from streams.ops.generations import current
+
+    live = current(os.environ)  # RECON_GENERATION, or the generation readers see
+    worker, sink = live.worker, live.sink
     window = Window(_ms(args.start), _ms(args.end))
     cut = input_ends(worker)
     try:

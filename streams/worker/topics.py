@@ -187,10 +187,13 @@ def run(args: argparse.Namespace) -> int:
     settings = worker_from_env()
     try:
         if args.action == "describe":
-            from connectors.postgres.settings import sink_settings_from_env
-            from streams.ops.describe import describe, render
+            import os
 
-            print(render(describe(settings, sink_settings_from_env().group_id)))
+            from streams.ops.describe import describe, render
+            from streams.ops.generations import current
+
+            live = current(os.environ)  # RECON_GENERATION, or the generation readers see
+            print(render(describe(live.worker, live.sink.group_id)))
             return 0
         for name, status in create_topics(settings, args.replication_factor).items():
             print(f"{status:8} {name} ({settings.partitions} partitions)")

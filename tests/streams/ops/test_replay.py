@@ -170,5 +170,10 @@ def test_a_replay_with_the_same_config_rebuilds_identical_rows(
             before = _dump(conn)
             _replay(pipe, RIGHT, tmp_path, monkeypatch, capsys)
             after = _dump(conn)
+            # The operator commands follow the live generation without being told.
+            assert main(["verify", "--wait", "60"]) == 0, capsys.readouterr().out
+            assert main(["topics", "describe"]) == 0
+            described = capsys.readouterr().out
+            assert f"consumer group {pipe.settings.app_id}-g1: lag 0" in described
     assert {k: len(v) for k, v in after.items()} == {k: len(v) for k, v in before.items()}
     assert after == before

@@ -23,7 +23,7 @@ from connectors.postgres import generations
 from streams.cli import main
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.ops.describe import group_lags
-from streams.ops.replay import generation
+from streams.ops.generations import generation
 from streams.ops.scale import scaled_env
 from streams.pipeline import Process, env_for, free_port, pipeline
 from streams.settings import KafkaSettings
