@@ -2,38 +2,28 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
 import time
 import uuid
 from pathlib import Path
 
-import psycopg
-
+from pipeline_support import wait_for_counts
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.pipeline import Pipeline, free_port, pipeline, wait_for_batches
 from streams.settings import KafkaSettings
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate
 from streams.simulate.truth import Truth, truth_of
-from streams.simulate.verify_pg import differences, expected_counts, row_counts
+from streams.simulate.verify_pg import differences, expected_counts
 from streams.worker.settings import WorkerSettings
 
 MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)
 
 
-def _wait_for_rows(pipe: Pipeline, truth: Truth, timeout: float) -> tuple[int, int, int, int]:
-    want = expected_counts(truth)
-    got = (0, 0, 0, 0)
-    deadline = time.monotonic() + timeout
+def _wait_for_rows(pipe: Pipeline, truth: Truth, timeout: float) -> tuple[int, ...]:
     with pipe.pg() as conn:
-        while time.monotonic() < deadline and got != want:
-            # The tables appear once the sink has run its migrations.
-            with contextlib.suppress(psycopg.Error):
-                got = row_counts(conn)
-            time.sleep(0.5)
-    return got
+        return wait_for_counts(conn, expected_counts(truth), timeout)
 
 
 def test_postgres_rows_equal_ground_truth(

@@ -4,19 +4,16 @@ from the offsets restored with the rows, exactly once."""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import subprocess
-import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 
 from connectors.postgres.settings import sink_settings_from_env
+from pipeline_support import wait_for_counts
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.ops.verify_sources import input_ends, wait_caught_up
 from streams.pipeline import env_for, pipeline
@@ -28,16 +25,6 @@ from streams.simulate.verify_pg import differences, expected_counts, row_counts
 from streams.worker.settings import WorkerSettings
 
 MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)
-
-
-def _wait_counts(conn: psycopg.Connection[Any], want: tuple[int, ...], timeout: float) -> None:
-    got: tuple[int, ...] = ()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and got != want:
-        with contextlib.suppress(psycopg.Error):
-            got = row_counts(conn)
-        time.sleep(0.5)
-    assert got == want
 
 
 def _tool(name: str) -> str:
@@ -79,7 +66,7 @@ def test_a_restored_backup_resumes_exactly_once(
 
         produce(replace(sim, records=sim.records[cut:]), kafka, t, 3, fmt="avro")
         with pipe.pg() as conn:
-            _wait_counts(conn, expected_counts(truth), 180)
+            assert wait_for_counts(conn, expected_counts(truth), 180) == expected_counts(truth)
         assert sink.stop() is not None
 
         # pg_restore --clean cannot drop a partition's inherited primary key: the runbook drops
@@ -90,5 +77,5 @@ def test_a_restored_backup_resumes_exactly_once(
         with pipe.pg() as conn:
             assert row_counts(conn) == at_backup  # the partitions came back with their rows
             pipe.sink("sink-after-restore")
-            _wait_counts(conn, expected_counts(truth), 180)
+            assert wait_for_counts(conn, expected_counts(truth), 180) == expected_counts(truth)
             assert differences(truth, conn) == []

@@ -4,8 +4,6 @@ replaced generation's sink is fenced off."""
 
 from __future__ import annotations
 
-import contextlib
-import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 
 from connectors.postgres import generations
 from connectors.postgres.run import EXIT_RETIRED
+from pipeline_support import use_env, wait_for_counts
 from streams import generation
 from streams.cli import main
 from streams.engine.config import HOUR_MS, MatchConfig
@@ -45,16 +44,6 @@ def test_generation_names_derive_from_the_base_and_the_number() -> None:
     )
 
 
-def _wait_counts(conn: psycopg.Connection[Any], want: tuple[int, ...], timeout: float) -> None:
-    got: tuple[int, ...] = ()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and got != want:
-        with contextlib.suppress(psycopg.Error):
-            got = row_counts(conn)
-        time.sleep(0.5)
-    assert got == want
-
-
 def _counts_of_local(sim: Any, config: MatchConfig) -> tuple[int, int, int, int]:
     run = run_local(sim, config, partitions=3, fmt="avro")
     resolved = {e.exception_id for e in run.exceptions if e.status.value == "resolved"}
@@ -76,9 +65,7 @@ def _replay(
     env = env_for(
         replace(pipe.settings, match=config), tmp_path / "data", pipe.schema, pipe.database_url
     )
-    for name, value in env.items():
-        if name.startswith(("RECON_", "KAFKA_", "DATABASE_")):
-            monkeypatch.setenv(name, value)
+    use_env(monkeypatch, env)
     code = main(["replay", "--timeout", "300", "--work-dir", str(tmp_path / "replay")])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -124,7 +111,7 @@ def test_a_replay_with_the_corrected_config_leaves_exactly_its_results(
         old_sink = pipe.sink()
         produce(sim, kafka, pipe.settings.topics, pipe.settings.partitions, fmt="avro")
         with pipe.pg() as conn:
-            _wait_counts(conn, wrong, 180)
+            assert wait_for_counts(conn, wrong, 180) == wrong
             ids = conn.execute("SELECT exception_id FROM recon_exceptions").fetchall()
             stale = {str(r[0]) for r in ids} - set(truth.exceptions)
             assert stale  # e.g. AMOUNT_MISMATCH where the right config allows a tolerance
@@ -166,7 +153,7 @@ def test_a_replay_with_the_same_config_rebuilds_identical_rows(
         pipe.sink()
         produce(sim, kafka, pipe.settings.topics, pipe.settings.partitions, fmt="avro")
         with pipe.pg() as conn:
-            _wait_counts(conn, expected_counts(truth), 180)
+            assert wait_for_counts(conn, expected_counts(truth), 180) == expected_counts(truth)
             before = _dump(conn)
             _replay(pipe, RIGHT, tmp_path, monkeypatch, capsys)
             after = _dump(conn)

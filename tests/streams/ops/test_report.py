@@ -3,12 +3,10 @@ ages and periods on known rows, and the page's charts drawn by headless Chromium
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import subprocess
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -22,6 +20,7 @@ import pytest
 from PIL import Image
 
 from connectors.postgres.migrate import migrate
+from pipeline_support import wait_for_counts
 from streams.cli import main
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.ops.report import build_report, render_html, render_text
@@ -30,7 +29,7 @@ from streams.settings import KafkaSettings
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate
 from streams.simulate.truth import truth_of
-from streams.simulate.verify_pg import expected_counts, row_counts
+from streams.simulate.verify_pg import expected_counts
 from streams.worker.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -134,18 +133,6 @@ def test_an_empty_database_gives_an_empty_report(conn: psycopg.Connection[Any]) 
     assert "<svg" in render_html(r)
 
 
-def _wait_rows(
-    conn: psycopg.Connection[Any], want: tuple[int, ...], timeout: float
-) -> tuple[int, ...]:
-    got: tuple[int, ...] = ()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and got != want:
-        with contextlib.suppress(psycopg.Error):
-            got = row_counts(conn)
-        time.sleep(0.5)
-    return got
-
-
 def test_the_report_of_a_pipeline_run_equals_the_ground_truth(
     kafka: KafkaSettings, database_url: str, tmp_path: Path
 ) -> None:
@@ -158,7 +145,7 @@ def test_the_report_of_a_pipeline_run_equals_the_ground_truth(
         pipe.sink()
         produce(sim, kafka, pipe.settings.topics, pipe.settings.partitions, fmt="avro")
         with pipe.pg() as conn:
-            assert _wait_rows(conn, expected_counts(truth), 180) == expected_counts(truth)
+            assert wait_for_counts(conn, expected_counts(truth), 180) == expected_counts(truth)
             r = build_report(conn)
 
     rules = Counter(m["rule"] for m in truth.matches.values())

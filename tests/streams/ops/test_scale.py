@@ -20,6 +20,7 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from connectors.postgres import generations
+from pipeline_support import use_env
 from streams.cli import main
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.ops.describe import group_lags
@@ -86,9 +87,7 @@ def test_scaling_from_4_to_8_partitions_under_traffic_keeps_the_ground_truth(
         )
 
         env = env_for(pipe.settings, tmp_path / "data", schema, database_url)
-        for name, value in env.items():
-            if name.startswith(("RECON_", "KAFKA_", "DATABASE_")):
-                monkeypatch.setenv(name, value)
+        use_env(monkeypatch, env)
         outcome: dict[str, int] = {}
         argv = ["scale", "--partitions", "8", "--timeout", "300", "--drain-idle", "5",
                 "--work-dir", str(tmp_path / "scale")]  # fmt: skip

@@ -4,18 +4,15 @@ input event is in no place at all (a worker that acked a record it never process
 
 from __future__ import annotations
 
-import contextlib
 import re
-import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import orjson
-import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from pipeline_support import use_env, wait_for_counts
 from streams.cli import main
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.pipeline import Pipeline, env_for, pipeline
@@ -23,30 +20,20 @@ from streams.settings import KafkaSettings
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate
 from streams.simulate.truth import truth_of
-from streams.simulate.verify_pg import expected_counts, row_counts
+from streams.simulate.verify_pg import expected_counts
 from streams.worker.partitioning import partition_for
 from streams.worker.settings import WorkerSettings
 
 MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)
 
 
-def _wait_rows(conn: psycopg.Connection[Any], want: tuple[int, ...], timeout: float) -> None:
-    got: tuple[int, ...] = ()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and got != want:
-        with contextlib.suppress(psycopg.Error):
-            got = row_counts(conn)
-        time.sleep(0.5)
-    assert got == want
-
-
 def _verify(
     pipe: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, str]:
-    env = env_for(pipe.settings, pipe.work_dir / "verify", pipe.schema, pipe.database_url)
-    for name, value in env.items():
-        if name.startswith(("RECON_", "KAFKA_", "DATABASE_")):
-            monkeypatch.setenv(name, value)
+    use_env(
+        monkeypatch,
+        env_for(pipe.settings, pipe.work_dir / "verify", pipe.schema, pipe.database_url),
+    )
     code = main(["verify", "--wait", "60"])
     return code, capsys.readouterr().out
 
@@ -67,7 +54,7 @@ def test_verify_passes_on_a_clean_run_and_names_each_planted_fault(
         pipe.sink()
         produce(sim, kafka, pipe.settings.topics, pipe.settings.partitions, fmt="avro")
         with pipe.pg() as conn:
-            _wait_rows(conn, expected_counts(truth), 180)
+            assert wait_for_counts(conn, expected_counts(truth), 180) == expected_counts(truth)
 
             code, out = _verify(pipe, monkeypatch, capsys)
             assert code == 0, out
