@@ -11,6 +11,7 @@ import argparse
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             )
             _print_summary(conn)
             problems = differences(truth, conn)
+            _operator_tools(pipe, conn)
     if problems or got != want:
         print(f"\nPostgreSQL does NOT equal the ground truth (rows {got}, expected {want}):")
         for line in problems[:20]:
@@ -95,6 +97,24 @@ def run(args: argparse.Namespace) -> int:
         f"\nPostgreSQL equals the ground truth: {want[0]} matches, {want[1]} exceptions ({want[2]} resolved), {want[3]} dead letters, every id, rule, kind and status."
     )
     return 0
+
+
+def _operator_tools(pipe: Any, conn: Any) -> None:
+    """What ops run every day, on the demo's run: the trial balance and the report page."""
+    from connectors.postgres.settings import sink_settings_from_env
+    from streams.ops.report import build_report, render_html
+    from streams.ops.verify import render
+    from streams.ops.verify_command import trial_balance
+    from streams.pipeline import env_for
+
+    env = env_for(pipe.settings, pipe.work_dir / "ops", pipe.schema, pipe.database_url)
+    verdict = trial_balance(pipe.settings, sink_settings_from_env(env), progress=False)
+    print("\nrecon verify (the daily trial balance):")
+    print("  " + render(verdict).replace("\n", "\n  "))
+    page = Path(".local/demo/report.html")
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(render_html(build_report(conn)), encoding="utf-8")
+    print(f"\nrecon report --html: {page.resolve()} (open it in a browser)")
 
 
 def _print_summary(conn: object) -> None:

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 
 from tqdm import tqdm
 
-from streams.ops.verify import Window, render, verify
+from connectors.postgres.settings import SinkSettings
+from streams.ops.verify import Verdict, Window, render, verify
 from streams.ops.verify_sources import (
     NotCaughtUpError,
     input_ends,
@@ -22,6 +23,7 @@ from streams.ops.verify_sources import (
     read_state,
     wait_caught_up,
 )
+from streams.worker.settings import WorkerSettings
 
 
 def _ms(text: str | None) -> int | None:
@@ -40,32 +42,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=50, help="problems printed at most")
 
 
-def run(args: argparse.Namespace) -> int:
-    import os
-
-    from streams.ops.generations import current
-
-    live = current(os.environ)  # RECON_GENERATION, or the generation readers see
-    worker, sink = live.worker, live.sink
-    window = Window(_ms(args.start), _ms(args.end))
+def trial_balance(
+    worker: WorkerSettings,
+    sink: SinkSettings,
+    window: Window | None = None,
+    wait_s: float = 120,
+    progress: bool = True,
+) -> Verdict:
+    """Wait for the worker and the sink to reach the inputs' end offsets now, then balance
+    every input before them against the rows and the workers' state. Raises
+    NotCaughtUpError when they do not within ``wait_s``."""
     cut = input_ends(worker)
-    try:
-        wait_caught_up(worker, sink, cut, args.wait)
-    except NotCaughtUpError as exc:
-        print(f"cannot verify yet: {exc}", file=sys.stderr)
-        return 3
+    wait_caught_up(worker, sink, cut, wait_s)
     matches, exceptions, dead = read_rows(sink, [worker.topics.payments, worker.topics.ledger])
     state = read_state(worker, exceptions)
-    with tqdm(total=sum(cut.values()), desc="inputs", unit="rec", disable=None) as bar:
+    total = sum(cut.values())
+    with tqdm(total=total, desc="inputs", unit="rec", disable=None if progress else True) as bar:
 
-        def progress(n: int) -> None:
+        def advance(n: int) -> None:
             bar.n = n
             bar.refresh()
 
-        inputs = list(read_inputs(worker, {}, cut, progress))
+        inputs = list(read_inputs(worker, {}, cut, advance))
     # Rows and state may already hold events after the cut: read their ids, check nothing.
     later = later_ids(read_inputs(worker, cut, input_ends(worker)))
-    verdict = verify(
+    return verify(
         inputs,
         matches,
         exceptions,
@@ -73,8 +74,23 @@ def run(args: argparse.Namespace) -> int:
         state,
         partitions=worker.partitions,
         config=worker.match,
-        window=window,
+        window=window or Window(),
         later_ids=later,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from streams.ops.generations import current
+
+    live = current(os.environ)  # RECON_GENERATION, or the generation readers see
+    try:
+        verdict = trial_balance(
+            live.worker, live.sink, Window(_ms(args.start), _ms(args.end)), args.wait
+        )
+    except NotCaughtUpError as exc:
+        print(f"cannot verify yet: {exc}", file=sys.stderr)
+        return 3
     print(render(verdict, args.limit))
     return 0 if verdict.ok else 1
