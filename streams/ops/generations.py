@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -21,6 +20,7 @@ import psycopg
 from connectors.postgres import generations
 from connectors.postgres.migrate import migrate
 from connectors.postgres.settings import SinkSettings, sink_settings_from_env
+from streams.pipeline import free_port
 from streams.worker.settings import WorkerSettings, worker_from_env
 from streams.worker.topics import create_topics
 
@@ -83,7 +83,7 @@ def prepare(new: Generation) -> None:
 def children(new: Generation, work: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
     """A worker and a sink of the new generation, stopped (SIGTERM) on exit."""
     work.mkdir(parents=True, exist_ok=True)
-    env = {**new.env, "RECON_WEB_PORT": str(_free_port()), "PYTHONUNBUFFERED": "1"}
+    env = {**new.env, "RECON_WEB_PORT": str(free_port()), "PYTHONUNBUFFERED": "1"}
     started: list[subprocess.Popen[bytes]] = []
     try:
         for name, argv in (
@@ -109,10 +109,3 @@ def children(new: Generation, work: Path) -> Iterator[list[subprocess.Popen[byte
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
