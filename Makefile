@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # make bench QUICK=1: the quick suite (small counts, under 2 minutes)
 QUICK ?=
 
-.PHONY: help venv native chromium up down kafka-up kafka-down db-up db-down demo test test-unit lint bench bench-scripts clean
+.PHONY: help venv native chromium promtool up down kafka-up kafka-down db-up db-down demo test test-unit lint bench bench-scripts clean
 
 help:
 	@echo "make demo   - set up everything and run the end-to-end demo"
@@ -35,6 +35,10 @@ native: venv
 chromium:
 	@.ci/chromium.sh >/dev/null
 
+# promtool for the alert rules' tests (tests/deploy), built from the Go module proxy into the cache.
+promtool:
+	@.ci/promtool.sh >/dev/null
+
 kafka-up: venv
 	.ci/kafka.sh up
 
@@ -54,7 +58,7 @@ down: kafka-down db-down
 demo: up native
 	$(BIN)/recon demo
 
-test: up native chromium
+test: up native chromium promtool
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: native
