@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # make bench QUICK=1: the quick suite (small counts, under 2 minutes)
 QUICK ?=
 
-.PHONY: help venv native chromium promtool up down kafka-up kafka-down db-up db-down demo test test-unit lint bench bench-scripts clean
+.PHONY: help venv native chromium promtool helm up down kafka-up kafka-down db-up db-down demo test test-unit lint bench bench-scripts clean
 
 help:
 	@echo "make demo   - set up everything and run the end-to-end demo"
@@ -39,6 +39,10 @@ chromium:
 promtool:
 	@.ci/promtool.sh >/dev/null
 
+# helm for the chart's tests (tests/deploy/test_helm_chart.py), built from the Go module proxy into the cache.
+helm:
+	@.ci/helm.sh >/dev/null
+
 kafka-up: venv
 	.ci/kafka.sh up
 
@@ -58,7 +62,7 @@ down: kafka-down db-down
 demo: up native
 	$(BIN)/recon demo
 
-test: up native chromium promtool
+test: up native chromium promtool helm
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: native
