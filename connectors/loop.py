@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 EXIT_RETRIES_EXHAUSTED = 3
 #: Exit code when the last batch could not be written before the shutdown timeout.
 EXIT_UNFLUSHED = 1
+#: How often the consumer lag gauges are refreshed (from the consumer's cached watermarks).
+LAG_INTERVAL_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,11 @@ class SinkLoop:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sink-writer")
         self._inflight: Future[BatchResult] | None = None
         self._inflight_batch: list[SinkRecord] = []
+        # Next offset to store per assigned partition (None: from the beginning), for the lag.
+        self._next: dict[TopicPartitionKey, int | None] = {}
+        self._lag_due = 0.0
+        #: Monotonic time of the loop's last turn: the sink's liveness.
+        self.last_turn = time.monotonic()
 
     # -- rebalance callbacks ---------------------------------------------------------------
 
@@ -106,6 +113,7 @@ class SinkLoop:
             return
         for tp, key in zip(partitions, keys, strict=True):
             tp.offset = stored[key] + 1 if key in stored else OFFSET_BEGINNING
+            self._next[key] = stored[key] + 1 if key in stored else None
         consumer.assign(partitions)
         if self._paused:
             consumer.pause(partitions)
@@ -131,6 +139,10 @@ class SinkLoop:
                     self._batch_started = None
         self._assigned -= keys
         self._pending_seek -= keys
+        for topic, partition in keys:
+            self._next.pop((topic, partition), None)
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(topic, str(partition))
         log.info("revoked %d partitions", len(keys))
 
     # -- main loop -------------------------------------------------------------------------
@@ -144,6 +156,9 @@ class SinkLoop:
         )
         try:
             while not stop.is_set():
+                self.last_turn = time.monotonic()
+                if self.last_turn >= self._lag_due:
+                    self._report_lag()
                 if self._pending_seek:
                     self._resolve_pending_seeks()
                 self._poll()
@@ -195,6 +210,27 @@ class SinkLoop:
             )
             if self._batch_started is None:
                 self._batch_started = self._clock()
+
+    def _report_lag(self) -> None:
+        """Records not yet stored, per assigned partition: the end of the partition as the
+        consumer last saw it (no request) minus the next offset to store."""
+        self._lag_due = time.monotonic() + LAG_INTERVAL_S
+        # A partition with nothing held here is stored up to the consumer's position, which
+        # is past the transaction markers that end it (they are offsets too, never records).
+        held = {(r.topic, r.partition) for r in (*self._batch, *self._inflight_batch)}
+        for (topic, partition), next_offset in list(self._next.items()):
+            tp = TopicPartition(topic, partition)
+            try:
+                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                start = next_offset if next_offset is not None else max(low, 0)
+                if (topic, partition) not in held:
+                    position = self._consumer.position([tp])[0].offset
+                    start = max(start, position)
+            except KafkaException:
+                continue
+            if high < 0:
+                continue  # nothing fetched from it yet
+            metrics.CONSUMER_LAG.labels(topic, str(partition)).set(max(high - start, 0))
 
     def _flush_due(self) -> bool:
         if not self._batch or self._batch_started is None:
@@ -248,6 +284,9 @@ class SinkLoop:
             offsets[(r.topic, r.partition)] = max(offsets.get((r.topic, r.partition), -1), r.offset)
         self.records_written += len(batch)
         self.batches_written += result.transactions
+        for key, last in offsets.items():
+            if key in self._assigned:
+                self._next[key] = last + 1
         commit = [
             TopicPartition(t, p, o + 1) for (t, p), o in offsets.items() if (t, p) in self._assigned
         ]
@@ -331,6 +370,7 @@ class SinkLoop:
                 log.debug("seek %s deferred: %s", key, exc)
                 continue
             self._pending_seek.discard(key)
+            self._next[key] = offset if key in stored else None
             if not self._paused:
                 self._consumer.resume([TopicPartition(key[0], key[1])])
         if not self._pending_seek and not self._batch and self._inflight is None:

@@ -57,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from streams import logs
+
+    logs.configure()  # RECON_LOG_LEVEL / RECON_LOG_FORMAT; the worker and the sink re-apply
     code: int = args._run(args)
     return code
 

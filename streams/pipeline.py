@@ -184,9 +184,12 @@ class Pipeline:
         proc.wait_for_log(b"[^Worker]: Ready", timeout=120)
         return proc
 
-    def sink(self, name: str = "sink") -> Process:
+    def sink(self, name: str = "sink", http_port: int | None = None) -> Process:
+        """Start a sink; ``http_port``: serve /health, /ready and /metrics there."""
         argv = [sys.executable, "-m", "streams.cli", "sink", "--log-level", "WARNING"]
         env = env_for(self.settings, self.work_dir / name, self.schema, self.database_url)
+        if http_port is not None:
+            env["RECON_SINK_HTTP_PORT"] = str(http_port)
         proc = Process(name, argv, env, self.work_dir / f"{name}.log").start()
         self.processes.append(proc)
         return proc

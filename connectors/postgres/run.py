@@ -29,9 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group-id", help="consumer group (default: $RECON_SINK_GROUP_ID)")
     parser.add_argument("--batch-size", type=int, help="records per batch (default 5000)")
     parser.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus metrics on this port (default: off)"
+        "--metrics-port",
+        type=int,
+        help="serve /health, /ready and /metrics on this port (default: $RECON_SINK_HTTP_PORT)",
     )
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument("--log-level", help="logging level (default: $RECON_LOG_LEVEL or INFO)")
 
 
 def consumer_config(settings: SinkSettings) -> dict[str, Any]:
@@ -57,11 +59,45 @@ def consumer_config(settings: SinkSettings) -> dict[str, Any]:
     return conf
 
 
-def run_sink(settings: SinkSettings, stop: threading.Event, consumer: Any | None = None) -> int:
+# A loop turn takes at most a poll, or a batch write; one that has not turned for this long
+# is stuck, and /health says so (a liveness probe then restarts the process).
+STUCK_AFTER_S = 300.0
+
+
+def start_health(settings: SinkSettings) -> Any:
+    """Readiness checks (Kafka, PostgreSQL, migrations), their probe thread, and the HTTP
+    server when a port is set. Returns the :class:`~streams.health.Health`."""
+    from connectors import metrics
+    from connectors.http import serve
+    from connectors.postgres.health import DatabaseProbe
+    from streams.health import Health, Prober, kafka_probe
+
+    health = Health(("kafka", "postgres", "migrations"), metrics.READY)
+    prober = Prober(health)
+    prober.add("kafka", kafka_probe(settings.kafka))
+    database = DatabaseProbe(settings)
+    prober.add("postgres", database.postgres)
+    prober.add("migrations", database.migrations)
+    prober.start()
+    if settings.metrics_port:
+        server = serve(health, settings.http_host, settings.metrics_port)
+        log.info("serving /health, /ready and /metrics on port %d", server.server_address[1])
+    return health
+
+
+def run_sink(
+    settings: SinkSettings,
+    stop: threading.Event,
+    consumer: Any | None = None,
+    health: Any | None = None,
+) -> int:
     """Run the sink until ``stop`` is set. Returns the process exit code.
 
     ``consumer``: a consumer made from :func:`consumer_config` (the bench wraps one to time
-    the first record read); by default one is made here."""
+    the first record read); by default one is made here. ``health``: the process's
+    :class:`~streams.health.Health`, whose liveness follows the loop."""
+    import time
+
     from confluent_kafka import Consumer
 
     from connectors.exceptions import SinkUnavailableError
@@ -98,6 +134,8 @@ def run_sink(settings: SinkSettings, stop: threading.Event, consumer: Any | None
                 shutdown_timeout_ms=settings.shutdown_timeout_ms,
             ),
         )
+        if health is not None:
+            health.alive = lambda: time.monotonic() - loop.last_turn < STUCK_AFTER_S
         log.info(
             "sink started: topics %s -> schema %s, group %s",
             ", ".join(settings.source_topics),
@@ -122,11 +160,9 @@ def run_sink(settings: SinkSettings, stop: threading.Event, consumer: Any | None
 
 def run(args: argparse.Namespace) -> int:
     from connectors.postgres.settings import sink_settings_from_env
+    from streams import logs
 
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(level=args.log_level)
     settings = sink_settings_from_env()
     overrides: dict[str, Any] = {}
     if args.schema:
@@ -141,10 +177,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["metrics_port"] = args.metrics_port
     if overrides:
         settings = dataclasses.replace(settings, **overrides)
-    if settings.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port)
+    health = start_health(settings)
 
     stop = threading.Event()
 
@@ -154,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    return run_sink(settings, stop)
+    return run_sink(settings, stop, health=health)
 
 
 def main() -> int:

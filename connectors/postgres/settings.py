@@ -19,7 +19,9 @@ RECON_SINK_SHUTDOWN_TIMEOUT     30s             how long SIGTERM may retry the l
 RECON_SINK_PARTITIONS_AHEAD     3               months of partitions created ahead at start
 RECON_SINK_PARTITIONS_PAST      120             oldest month (from now) that gets its own partition
 RECON_SINK_PARTITIONS_FUTURE    24              newest month (from now) that gets its own partition
-RECON_SINK_METRICS_PORT         0               Prometheus HTTP port; 0 = no server
+RECON_SINK_HTTP_PORT            0               /health, /ready, /metrics port; 0 = no server
+                                                (``RECON_SINK_METRICS_PORT``: its old name)
+RECON_SINK_HTTP_HOST            ``0.0.0.0``     address that server binds
 ==============================  ==============  ===============================================
 
 Plus Kafka (``KAFKA_*``, see :func:`streams.settings.kafka_from_env`) and the topic names
@@ -43,6 +45,7 @@ from streams.settings import (
     database_url_from_env,
     get_duration,
     get_int,
+    get_str,
     kafka_from_env,
     topics_from_env,
 )
@@ -72,7 +75,8 @@ class SinkSettings:
     partitions_ahead: int = 3
     partitions_past_months: int = 120
     partitions_future_months: int = 24
-    metrics_port: int = 0
+    metrics_port: int = 0  # the HTTP port of /health, /ready and /metrics; 0: none
+    http_host: str = "0.0.0.0"
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     topics: TopicNames = field(default_factory=TopicNames)
 
@@ -132,7 +136,10 @@ def sink_settings_from_env(env: Mapping[str, str] | None = None) -> SinkSettings
         partitions_future_months=get_int(
             env, "RECON_SINK_PARTITIONS_FUTURE", d.partitions_future_months
         ),
-        metrics_port=get_int(env, "RECON_SINK_METRICS_PORT", d.metrics_port),
+        metrics_port=get_int(
+            env, "RECON_SINK_HTTP_PORT", get_int(env, "RECON_SINK_METRICS_PORT", d.metrics_port)
+        ),
+        http_host=get_str(env, "RECON_SINK_HTTP_HOST", d.http_host),
         kafka=kafka_from_env(env),
         topics=generation.output_topics(topics_from_env(env), n),
     )

@@ -194,6 +194,8 @@ class PostgresSink(Sink):
         )
         metrics.BATCHES.inc()
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_RECORDS.observe(len(records))
+        metrics.LAST_COMMIT.set(time.time())
         return result
 
     def write_prepared(self, prepared: PreparedBatch) -> BatchResult:
@@ -240,10 +242,12 @@ class PostgresSink(Sink):
                     self._write_offsets(conn, batch)
         except psycopg.Error as exc:
             if _is_data_error(exc):
+                metrics.DATABASE_ERRORS.labels("rejected").inc()
                 raise RecordRejectedError(str(exc).strip()) from exc
+            metrics.DATABASE_ERRORS.labels("unavailable").inc()
             raise SinkUnavailableError(str(exc).strip() or type(exc).__name__) from exc
         for table, n in written.items():
-            metrics.RECORDS_WRITTEN.labels(table).inc(n)
+            metrics.ROWS_WRITTEN.labels(table).inc(n)
         for reason in batch.sink_dead_letter_reasons:
             metrics.DEAD_LETTERS.labels(reason).inc()
         return BatchResult(written, len(batch.sink_dead_letter_reasons), 1)

@@ -56,10 +56,17 @@ class Meta:
     # Nothing due (buffered event, deadline, purge) below this time is left: the watermark,
     # unless the last sweep stopped on its step budget and resumes at the next call.
     swept: int | None
+    # Groups with a deadline (waiting for their counterpart), for the open-groups metric;
+    # None in state written before it was counted (the engine counts them once on load).
+    open_groups: int | None = None
 
 
 def encode_meta(meta: Meta) -> bytes:
-    return orjson.dumps([meta.partition, *meta.max_time, meta.watermark, *meta.offsets, meta.swept])
+    head = [meta.partition, *meta.max_time, meta.watermark, *meta.offsets, meta.swept]
+    if meta.open_groups is None:
+        return orjson.dumps(head)
+    # 9 elements, the last reserved: 8 is the legacy form below.
+    return orjson.dumps([*head, meta.open_groups, 0])
 
 
 def decode_meta(raw: bytes) -> Meta:
@@ -67,7 +74,8 @@ def decode_meta(raw: bytes) -> Meta:
     try:
         # 8 elements: written before sweeps could pause (always complete: swept = watermark).
         swept = v[3] if len(v) == 8 else v[6]
-        return Meta(int(v[0]), [v[1], v[2]], v[3], [int(v[4]), int(v[5])], swept)
+        open_groups = int(v[7]) if len(v) == 9 else None
+        return Meta(int(v[0]), [v[1], v[2]], v[3], [int(v[4]), int(v[5])], swept, open_groups)
     except _DECODE_ERRORS as exc:
         raise CorruptStateError(f"bad meta record {v!r}") from exc
 

@@ -62,6 +62,7 @@ _PAY = keys.SIDE_CODE[Side.PAYMENT]
 _LED = keys.SIDE_CODE[Side.LEDGER]
 _BUFFER_END = prefix_end(keys.BUFFER)
 _GROUP_END = prefix_end(keys.GROUP)
+_DEADLINE_END = prefix_end(keys.DEADLINE)
 _EXCEPTION_END = prefix_end(keys.EXCEPTION)
 # Buffered events read per scan of a sweep: a released backlog is never in memory whole.
 _SWEEP_PAGE = 1024
@@ -103,6 +104,7 @@ class MatchingEngine:
         self._swept_to: int | None = None
         self._timers_dirty = False  # a late event may have scheduled timers already due
         self._budget: int | None = None  # sweep steps left in this call (None: unbounded)
+        self._open_delta = 0  # groups given (+1) or relieved of (-1) a deadline in this call
 
     # ------------------------------------------------------------------ public API
 
@@ -127,6 +129,9 @@ class MatchingEngine:
         out = EngineOutput()
         meta = self._load_meta(store, partition)
         before = codec.encode_meta(meta)
+        if meta.open_groups is None:  # state from before the count: count once
+            meta.open_groups = sum(1 for _ in store.scan(keys.DEADLINE, _DEADLINE_END))
+        self._open_delta = 0
         # Nothing due is left below meta.swept (the watermark, unless the last sweep paused).
         self._floor_deadline = self._floor_retention = self._swept_to = meta.swept
         self._next_deadline = self._next_retention = None
@@ -146,6 +151,7 @@ class MatchingEngine:
             # Items processed before a failure stay applied, so their offsets must be kept.
             out.paused = self._sweep_pending(meta)
             meta.swept = self._resume_point(meta) if out.paused else meta.watermark
+            meta.open_groups += self._open_delta
             after = codec.encode_meta(meta)
             if after != before:
                 store.put(keys.META, after)
@@ -205,7 +211,7 @@ class MatchingEngine:
     def _load_meta(self, store: KeyValueStore, partition: int) -> Meta:
         raw = store.get(keys.META)
         if raw is None:
-            return Meta(partition, [None, None], None, [-1, -1], None)
+            return Meta(partition, [None, None], None, [-1, -1], None, 0)
         meta = codec.decode_meta(raw)
         if meta.partition != partition:
             raise PartitionMismatchError(
@@ -428,6 +434,10 @@ class MatchingEngine:
             earliest = min(m[2] for m in (*g.payments, *g.ledgers))
             wanted = earliest + self.config.match_window_ms
         if wanted != g.deadline:
+            if g.deadline is None:
+                self._open_delta += 1
+            elif wanted is None:
+                self._open_delta -= 1
             if g.deadline is not None:
                 store.delete(keys.deadline_key(g.deadline, g.gid))
             if wanted is not None:

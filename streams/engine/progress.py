@@ -16,6 +16,7 @@ class Progress:
     ledger_max_ms: int | None
     payment_offset: int
     ledger_offset: int
+    open_groups: int | None  # None: state from before the count, until its next batch
 
     def max_event_time(self, side: Side) -> int | None:
         return self.payment_max_ms if side is Side.PAYMENT else self.ledger_max_ms
@@ -31,5 +32,10 @@ def progress(store: KeyValueStore) -> Progress | None:
     meta = codec.decode_meta(raw)
     pay, led = keys.SIDE_CODE[Side.PAYMENT], keys.SIDE_CODE[Side.LEDGER]
     return Progress(
-        meta.watermark, meta.max_time[pay], meta.max_time[led], meta.offsets[pay], meta.offsets[led]
+        meta.watermark,
+        meta.max_time[pay],
+        meta.max_time[led],
+        meta.offsets[pay],
+        meta.offsets[led],
+        meta.open_groups,
     )

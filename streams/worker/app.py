@@ -35,12 +35,14 @@ from streams.contract.exceptions import SchemaRegistryUnavailableError
 from streams.contract.model import Side
 from streams.engine.engine import MatchingEngine
 from streams.engine.progress import progress
+from streams.health import Prober, kafka_probe
 from streams.state.base import KeyValueStore
 from streams.state.rocksdict_store import RocksDictStore
 from streams.worker import metrics
 from streams.worker.changelog import StagedStore
-from streams.worker.faust_batches import SCHEME, PartitionBatch
+from streams.worker.faust_batches import SCHEME, PartitionBatch, input_lags
 from streams.worker.heartbeats import IdleTracker, heartbeat_value
+from streams.worker.observe import WorkerObserver
 from streams.worker.partitioning import partition_for
 from streams.worker.processor import BatchProcessor, BatchResult, InputRecord
 from streams.worker.refetch import RecordReader
@@ -86,6 +88,15 @@ def _decoder(settings: WorkerSettings) -> InputDecoder:
     if settings.schema_registry_basic_auth:
         conf["basic.auth.user.info"] = settings.schema_registry_basic_auth
     return InputDecoder(schema_registry_client=SchemaRegistryClient(conf))
+
+
+def _in_thread(start: Any) -> Any:
+    """A Faust task that calls ``start`` once the app runs (it starts its own thread)."""
+
+    async def task() -> None:
+        start()
+
+    return task
 
 
 class _App(faust.App):
@@ -220,54 +231,84 @@ def create_app(settings: WorkerSettings) -> faust.App:
         refetch_limit=settings.batch_max,
     )
     stops = StopPoints(settings.fault_stop_at)
+    observer = WorkerObserver()
+    observer.lags = lambda: input_lags(app.consumer, sides, observer.processed)
     # Partitions whose RocksDB is known to be at the end of the changelog since the last
-    # rebalance; any other must be restored before its next batch.
+    # rebalance; any other must be restored before its next batch. A restore started before
+    # a revocation (epoch) marks nothing current: the partition may have moved meanwhile.
     current: set[int] = set()
+    restore_lock = asyncio.Lock()
+    epoch = 0
+    assigned_once = False
+    background: set[asyncio.Future[None]] = set()  # held so the loop does not drop them
+
+    def assigned_inputs() -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic in sides}
+
+    def report_restored() -> None:
+        missing = sorted(assigned_inputs() - current) if assigned_once else None
+        if missing is None:
+            observer.health.set("restore", False, "waiting for a partition assignment")
+        elif missing:
+            observer.health.set("restore", False, f"restoring partitions {missing}")
+        else:
+            observer.health.set("restore", True, f"{len(current)} partitions restored")
 
     @app.on_partitions_revoked.connect
     async def forget_restored(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
+        nonlocal epoch
         revoked: set[TP] = args[0] if args else set()
-        current.difference_update(tp.partition for tp in revoked if tp.topic in sides)
+        gone = {tp.partition for tp in revoked if tp.topic in sides}
+        epoch += 1
+        current.difference_update(gone)
+        observer.forget(gone)
+        report_restored()
+
+    @app.on_partitions_assigned.connect
+    async def restore_assigned(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
+        # Restore now, not at the first batch, so /ready turns 200 once the state is there
+        # even on a quiet input; in a task, so the rebalance is not held up by it.
+        nonlocal assigned_once
+        assigned_once = True
+        report_restored()
+
+        async def restore_in_background() -> None:
+            try:
+                await restore_partitions(assigned_inputs())
+            except Exception as exc:  # the agent restores before its next batch anyway
+                log.warning("restore at assignment failed: %s", exc)
+
+        background.add(task := asyncio.ensure_future(restore_in_background()))
+        task.add_done_callback(background.discard)
 
     async def restore_partitions(partitions: set[int]) -> None:
-        stores = {p: local_store(p) for p in sorted(partitions - current)}
-        if not stores:
-            return
-        started = time.perf_counter()
-        log.info("restoring partitions %s from %s", sorted(stores), changelog)
-        done = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: restore(settings.kafka, changelog, stores)
-        )
-        current.update(stores)
-        for r in done:
-            metrics.RESTORED_RECORDS.labels(str(r.partition)).inc(r.records)
-        log.info(
-            "restored %s in %.2fs",
-            ", ".join(f"p{r.partition}: {r.records} records {r.start}->{r.end}" for r in done),
-            time.perf_counter() - started,
-        )
+        async with restore_lock:
+            stores = {p: local_store(p) for p in sorted(partitions - current)}
+            if not stores:
+                return
+            started_epoch = epoch
+            started = time.perf_counter()
+            log.info("restoring partitions %s from %s", sorted(stores), changelog)
+            observer.restoring(True)
+            try:
+                done = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: restore(settings.kafka, changelog, stores)
+                )
+            finally:
+                observer.restoring(False)
+            if epoch == started_epoch:
+                current.update(stores)
+            report_restored()
+            for r in done:
+                metrics.RESTORED_RECORDS.labels(str(r.partition)).inc(r.records)
+            log.info(
+                "restored %s in %.2fs",
+                ", ".join(f"p{r.partition}: {r.records} records {r.start}->{r.end}" for r in done),
+                time.perf_counter() - started,
+            )
 
     def send(result: BatchResult) -> None:
         sender.send_outputs((r.topic, r.key, r.value, r.partition) for r in result.outgoing)
-
-    def count(result: BatchResult) -> None:
-        """Metrics of a committed chunk."""
-        metrics.CHUNKS.inc()
-        for m in result.matches:
-            metrics.MATCHES.labels(m.rule.value).inc()
-        for e in result.exceptions:
-            metrics.EXCEPTIONS.labels(e.kind.value, e.status.value).inc()
-        for d in result.dead_letters:
-            metrics.DEAD_LETTERS.labels(d.reason).inc()
-        for name, value in result.counters.items():
-            metrics.ENGINE_EVENTS.labels(name).inc(value)
-        if result.isolated:
-            metrics.ISOLATED.inc(result.isolated)
-        if result.refetched:
-            metrics.REFETCHED.inc(result.refetched)
-        for partition, watermark in result.watermarks.items():
-            if watermark is not None:
-                metrics.WATERMARK.labels(str(partition)).set(watermark)
 
     stopping = app.stopping = asyncio.Event()
 
@@ -299,8 +340,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         await init_transactions()
         # Every assigned partition at once (one changelog pass), not one per batch that
         # first brings records of it.
-        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in sides}
-        await restore_partitions({r.partition for r in records} | assigned)
+        await restore_partitions({r.partition for r in records} | assigned_inputs())
         run = processor.start(records)
         while not run.done:
             staged.clear()
@@ -318,7 +358,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 store.apply(positions.get(partition))
             staged.clear()
             metrics.APPLY_SECONDS.observe(time.perf_counter() - committed)
-            count(result)
+            observer.count(result)
         await stops.reached("before_ack")
 
     async def finish(records: list[InputRecord]) -> None:
@@ -346,6 +386,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
             started = time.perf_counter()
             records: list[InputRecord] = []
             now = time.monotonic()
+            ends: dict[tuple[str, int], int] = {}
             for e in events:
                 message = e.message
                 if not isinstance(message, PartitionBatch):
@@ -354,6 +395,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
                     logging.shutdown()
                     os._exit(EXIT_BATCH_FAILED)
                 records += message.records
+                ends[(message.topic, message.partition)] = message.offset + 1
                 metrics.RECORDS_IN.labels(message.topic).inc(len(message.records))
                 side = sides.get(message.topic)
                 if side is not None:
@@ -368,6 +410,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 log.critical("batch failed; exiting without acking it", exc_info=True)
                 logging.shutdown()
                 os._exit(EXIT_BATCH_FAILED)
+            observer.processed.update(ends)
             metrics.BATCH_SIZE.observe(len(records))
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
             yield None
@@ -409,5 +452,20 @@ def create_app(settings: WorkerSettings) -> faust.App:
         return web.bytes(
             generate_latest(metrics.REGISTRY), content_type="text/plain; version=0.0.4"
         )
+
+    @app.page("/health")
+    async def health_view(web: Any, request: Any) -> Any:
+        status, body = observer.health.liveness()
+        return web.bytes(body, content_type="application/json", status=status)
+
+    @app.page("/ready")
+    async def ready_view(web: Any, request: Any) -> Any:
+        status, body = observer.health.readiness()
+        return web.bytes(body, content_type="application/json", status=status)
+
+    prober = Prober(observer.health)
+    prober.add("kafka", kafka_probe(settings.kafka))
+    app.task(_in_thread(prober.start))
+    report_restored()
 
     return app

@@ -6,7 +6,9 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--loglevel", default="info", help="Faust log level (default: info)")
+    parser.add_argument(
+        "--loglevel", "--log-level", help="log level (default: $RECON_LOG_LEVEL or info)"
+    )
     parser.add_argument(
         "--no-create-topics", action="store_true", help="only verify the topics exist"
     )
@@ -23,10 +25,12 @@ def run(args: argparse.Namespace) -> int:
     # `kill -USR1 <pid>` prints every thread's stack to stderr: for a worker that seems stuck.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 
+    from streams import logs
     from streams.worker.app import create_app
     from streams.worker.settings import worker_from_env
     from streams.worker.topics import create_topics, verify_copartitioned
 
+    logs.configure(level=args.loglevel)
     settings = worker_from_env()
     if args.no_create_topics:
         verify_copartitioned(settings)
@@ -34,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
         create_topics(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=args.loglevel)
+    # Our logging (JSON, secrets masked), not Faust's; no banner on stdout.
+    worker = faust.Worker(app, override_logging=False, quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # no terminal spinner: Faust then logs "[^Worker]: Ready" instead
     # The hot path allocates many short-lived, acyclic objects; the cyclic GC scanning the
     # start-up heap for each young collection took ~7% of a busy worker. Freeze what start-up
     # made and collect the young generation less often; the middle generation stays small, so

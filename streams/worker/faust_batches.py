@@ -20,7 +20,7 @@ tests/streams/worker/test_unit_faust_batches.py fails by name when an upgrade re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -163,6 +163,26 @@ class BatchTransport(faust_aiokafka.Transport):
     """Faust's aiokafka transport with :class:`BatchConsumer`."""
 
     Consumer: ClassVar[type[Any]] = BatchConsumer
+
+
+def input_lags(
+    consumer: Any, topics: Collection[str], processed: Mapping[tuple[str, int], int]
+) -> list[tuple[str, int, int]]:
+    """Records behind the end of each assigned input partition: its high watermark as the
+    last fetch saw it, minus the next offset to process (``processed``: the worker's own
+    count since the assignment, else Faust's committed offset). Partitions with no fetch and
+    no offset yet are left out."""
+    committed = consumer._committed_offset
+    out: list[tuple[str, int, int]] = []
+    for tp in sorted(consumer.assignment()):
+        if tp.topic not in topics:
+            continue
+        high = consumer.highwater(tp)
+        done = max(processed.get((tp.topic, tp.partition), -1), committed.get(tp) or -1)
+        if high is None or high < 0 or done < 0:
+            continue
+        out.append((tp.topic, tp.partition, max(high - done, 0)))
+    return out
 
 
 def batch_records(message: Message) -> Sequence[Any]:

@@ -32,10 +32,32 @@ BATCH_SIZE = Histogram(
     buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000),
     registry=REGISTRY,
 )
+SETTLEMENTS = Counter(
+    "recon_settlements",
+    "References whose window closed: matched within it (exact, split, tolerance) or not "
+    "(an open MISSING_*, AMOUNT_MISMATCH or CURRENCY_MISMATCH exception)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 WATERMARK = Gauge(
-    "recon_watermark_ms",
-    "Event-time watermark per partition (epoch ms)",
+    "recon_watermark_timestamp_seconds",
+    "Event-time watermark per partition",
     ["partition"],
+    registry=REGISTRY,
+)
+OPEN_GROUPS = Gauge(
+    "recon_open_groups",
+    "Groups waiting for their counterpart within the window, per partition",
+    ["partition"],
+    registry=REGISTRY,
+)
+READY = Gauge(
+    "recon_ready", "1 when that readiness check is ok, else 0", ["check"], registry=REGISTRY
+)
+RESTORE_SECONDS = Histogram(
+    "recon_restore_seconds",
+    "Duration of each state restore from the changelog",
+    buckets=(0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0),
     registry=REGISTRY,
 )
 RESTORED_RECORDS = Counter(

@@ -106,6 +106,8 @@ class BatchResult:
     counters: dict[str, int] = field(default_factory=dict)
     # Event-time watermark per partition after the chunk (for metrics).
     watermarks: dict[int, int | None] = field(default_factory=dict)
+    # Groups waiting for their counterpart per partition after the chunk (for metrics).
+    open_groups: dict[int, int | None] = field(default_factory=dict)
     # Records isolated because the engine or their outputs failed on them.
     isolated: int = 0
     # Records the consumer skipped, read again from Kafka.
@@ -122,6 +124,7 @@ class BatchResult:
         for name, n in other.counters.items():
             self.count(name, n)
         self.watermarks.update(other.watermarks)
+        self.open_groups.update(other.open_groups)
         self.isolated += other.isolated
         self.refetched += other.refetched
 
@@ -309,6 +312,7 @@ class BatchProcessor:
             state = None  # corrupt partition state: its records are already parked
         store.flush()
         result.watermarks[partition] = state.watermark_ms if state else None
+        result.open_groups[partition] = state.open_groups if state else None
         return paused
 
     def _isolate(

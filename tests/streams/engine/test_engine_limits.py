@@ -191,3 +191,36 @@ def test_late_event_input_is_unchanged_by_limits() -> None:
     assert isinstance(p, InputEvent)
     assert out.parked == 0
     assert out.matches == [match(rule="exact", pays=[p], leds=[lg], matched_at=lg.event_time_ms)]
+
+
+def test_state_from_before_the_open_group_count_is_counted_on_its_next_batch() -> None:
+    import orjson
+
+    from streams.engine import MatchingEngine, codec, keys
+    from streams.engine.progress import progress
+
+    store = MemoryStore()
+    engine = MatchingEngine(MatchConfig())
+    feed = Feed()
+    for i, ref in enumerate(("a", "b", "c")):
+        feed.pay(f"p{i}", 100, T0 + i, ref=ref)
+    feed.flush(T0 + 10 * MIN)  # releases them: three groups wait for their ledger entries
+    engine.on_batch(store, 0, feed.items)
+
+    def open_groups() -> int | None:
+        state = progress(store)
+        assert state is not None
+        return state.open_groups
+
+    assert open_groups() == 3
+    # Written by a version without the count: the 7-element meta.
+    meta = codec.decode_meta(store.get(keys.META) or b"")
+    meta.open_groups = None
+    store.put(keys.META, codec.encode_meta(meta))
+    assert len(orjson.loads(store.get(keys.META) or b"")) == 7
+    assert open_groups() is None
+    feed.items.clear()
+    feed.led("l0", 100, T0 + 10 * MIN, ref="a")
+    feed.flush(T0 + 20 * MIN)
+    engine.on_batch(store, 0, feed.items)
+    assert open_groups() == 2  # counted (3), then one matched

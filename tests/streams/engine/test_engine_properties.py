@@ -24,6 +24,7 @@ from streams.contract.model import (
     Side,
 )
 from streams.engine import EngineOutput, EngineSnapshot, MatchConfig, MatchingEngine
+from streams.engine.progress import progress
 from streams.state.base import KeyValueStore
 from streams.state.batching import BatchingStore
 from streams.state.memory import MemoryStore
@@ -193,7 +194,18 @@ def process(s: Streams, items: Sequence[Item], store: KeyValueStore, chunk: int,
     engine = MatchingEngine(s.config)
     out = EngineOutput()
     feed(engine, store, items, out, chunk, budget)
-    return Result(set(out.matches), set(out.exceptions), engine.snapshot(store, 0), out)
+    snapshot = engine.snapshot(store, 0)
+    check_open_groups(store, snapshot)
+    return Result(set(out.matches), set(out.exceptions), snapshot, out)
+
+
+def check_open_groups(store: KeyValueStore, snapshot: EngineSnapshot) -> None:
+    """The count the open-groups metric reads equals the groups waiting on a deadline."""
+    waiting = sum(1 for g in snapshot.groups if g.deadline_ms is not None)
+    state = progress(store)
+    assert state is not None or waiting == 0
+    if state is not None:
+        assert state.open_groups == waiting
 
 
 def check_conservation(s: Streams, r: Result) -> None:
