@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -165,8 +165,15 @@ class Pipeline:
     work_dir: Path
     processes: list[Process] = field(default_factory=list)
 
-    def worker(self, name: str = "worker", web_port: int | None = None) -> Process:
-        """Start a worker and wait until it is ready; ``web_port``: for a second worker."""
+    def worker(
+        self,
+        name: str = "worker",
+        web_port: int | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        wait: bool = True,
+    ) -> Process:
+        """Start a worker and (``wait``) wait until it is ready; ``web_port``: for a second
+        worker; ``extra_env``: settings on top of the pipeline's."""
         argv = [
             sys.executable,
             "-m",
@@ -179,17 +186,29 @@ class Pipeline:
         env = env_for(self.settings, self.work_dir / name, self.schema, self.database_url)
         if web_port is not None:
             env["RECON_WEB_PORT"] = str(web_port)
+        env.update(extra_env or {})
+        if extra_env and "RECON_LOG_LEVEL" in extra_env:
+            argv[argv.index("--loglevel") + 1] = extra_env["RECON_LOG_LEVEL"]
         proc = Process(name, argv, env, self.work_dir / f"{name}.log").start()
         self.processes.append(proc)
-        proc.wait_for_log(b"[^Worker]: Ready", timeout=120)
+        if wait:
+            proc.wait_for_log(b"[^Worker]: Ready", timeout=120)
         return proc
 
-    def sink(self, name: str = "sink", http_port: int | None = None) -> Process:
+    def sink(
+        self,
+        name: str = "sink",
+        http_port: int | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> Process:
         """Start a sink; ``http_port``: serve /health, /ready and /metrics there."""
-        argv = [sys.executable, "-m", "streams.cli", "sink", "--log-level", "WARNING"]
         env = env_for(self.settings, self.work_dir / name, self.schema, self.database_url)
         if http_port is not None:
             env["RECON_SINK_HTTP_PORT"] = str(http_port)
+        env.update(extra_env or {})
+        # --log-level would override RECON_LOG_LEVEL; WARNING unless the caller set one.
+        level = env.get("RECON_LOG_LEVEL") if extra_env and "RECON_LOG_LEVEL" in extra_env else None
+        argv = [sys.executable, "-m", "streams.cli", "sink", "--log-level", level or "WARNING"]
         proc = Process(name, argv, env, self.work_dir / f"{name}.log").start()
         self.processes.append(proc)
         return proc

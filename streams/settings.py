@@ -5,6 +5,7 @@ Durations accept ``500ms``, ``30s``, ``5m``, ``48h``, ``30d`` or a bare integer 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -42,6 +43,8 @@ class KafkaSettings:
         conf: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
+            # librdkafka's lines through Python's logging: JSON like ours, secrets masked.
+            "logger": LIBRDKAFKA_LOG,
         }
         if self.sasl_mechanism:
             conf["sasl.mechanism"] = self.sasl_mechanism
@@ -51,6 +54,9 @@ class KafkaSettings:
         if self.ssl_cafile:
             conf["ssl.ca.location"] = self.ssl_cafile
         return conf
+
+
+LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
 
 
 @dataclass(frozen=True, slots=True)

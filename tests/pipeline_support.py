@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 
@@ -33,3 +36,31 @@ def use_env(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> None:
     for name, value in env.items():
         if name.startswith(("RECON_", "KAFKA_", "DATABASE_")):
             monkeypatch.setenv(name, value)
+
+
+def http_get(port: int, path: str, timeout: float = 5) -> tuple[int, bytes]:
+    """Status and body of GET http://127.0.0.1:<port><path>; (0, b"") when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return int(r.status), bytes(r.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), bytes(exc.read())
+    except OSError:
+        return 0, b""
+
+
+def wait_for_status(
+    port: int, path: str, status: int, timeout: float, alive: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Poll until ``path`` answers ``status``; returns its JSON body."""
+    deadline = time.monotonic() + timeout
+    got, body = http_get(port, path)
+    while got != status:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} on {port}: {got} {body[:500]!r}, not {status}")
+        if alive is not None:
+            alive()
+        time.sleep(0.2)
+        got, body = http_get(port, path)
+    parsed: dict[str, Any] = orjson.loads(body)
+    return parsed

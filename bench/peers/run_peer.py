@@ -131,7 +131,8 @@ def main() -> None:
             *("--output", topics.matched, "--group", f"{run_id}-quix"),
             *("--state-dir", str(work / "state"), "--expect", str(total)),
         ]
-        env = {**os.environ, "RECON_PEER_KAFKA": json.dumps(kafka.confluent_config())}
+        conf = {k: v for k, v in kafka.confluent_config().items() if k != "logger"}  # not JSON
+        env = {**os.environ, "RECON_PEER_KAFKA": json.dumps(conf)}
         with (work / "peer.log").open("wb") as log:
             done = subprocess.run(
                 argv, env=env, stdout=subprocess.PIPE, stderr=log, timeout=args.timeout, check=False

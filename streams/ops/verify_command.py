@@ -2,6 +2,8 @@
 
 Exit codes: 0 balanced, 1 imbalance (each problem is printed, naming the event or row),
 3 the check could not be taken (the worker or the sink is behind the cut after ``--wait``).
+Each taken check is recorded in ``recon_verify_runs``, which the sink exports as
+``recon_verify_problems`` and ``recon_verify_last_run_timestamp_seconds``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import UTC, datetime
 
 from tqdm import tqdm
 
+from connectors.postgres.health import record_verify_run
 from connectors.postgres.settings import SinkSettings
 from streams.ops.verify import Verdict, Window, render, verify
 from streams.ops.verify_sources import (
@@ -93,4 +96,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"cannot verify yet: {exc}", file=sys.stderr)
         return 3
     print(render(verdict, args.limit))
+    # The sink reads the last run into recon_verify_problems, which an alert watches.
+    record_verify_run(
+        live.sink.database_url,
+        live.sink.readers,
+        len(verdict.findings),
+        verdict.tally.inputs,
+    )
     return 0 if verdict.ok else 1

@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 
 from connectors.postgres.partitions import current_month, month_from_index, month_index
+from pipeline_support import http_get, wait_for_status
 from streams.contract.decode import Rejection, RejectReason, dead_letter, decode_input
 from streams.contract.model import ExceptionKind, ExceptionStatus, Side
+from streams.pipeline import free_port
 
 from .conftest import (
     Dataset,
@@ -250,10 +252,17 @@ def test_kill_9_mid_batch_five_times_then_restart(sink_env: SinkEnv) -> None:
     bool(os.environ.get("DATABASE_URL")), reason="stops the local PostgreSQL of .ci/postgres.sh"
 )
 def test_postgres_outage_pauses_and_recovers_without_loss(sink_env: SinkEnv) -> None:
+    """Also the sink's readiness: /ready is 503 naming PostgreSQL while it is down and 200
+    once it is back; /health stays 200 throughout (a restart would not bring it back)."""
     rng = random.Random(4)
     expected = Dataset()
     produce(sink_env.kafka, sink_env.topics, _mixed(rng, 3000), expected)
-    proc = sink_env.subprocess(RECON_SINK_BATCH_SIZE="500", RECON_SINK_RETRY_BACKOFF_MAX="1s")
+    port = free_port()
+    proc = sink_env.subprocess(
+        RECON_SINK_BATCH_SIZE="500",
+        RECON_SINK_RETRY_BACKOFF_MAX="1s",
+        RECON_SINK_HTTP_PORT=str(port),
+    )
     errors: list[BaseException] = []
     done = threading.Event()
 
@@ -270,16 +279,29 @@ def test_postgres_outage_pauses_and_recovers_without_loss(sink_env: SinkEnv) -> 
     loader = threading.Thread(target=load)
     try:
         sink_env.wait_caught_up(timeout=30, alive=lambda: _alive(proc))
+        ready = wait_for_status(port, "/ready", 200, 30, lambda: _alive(proc))
+        assert {name: c["ok"] for name, c in ready["checks"].items()} == {
+            "kafka": True,
+            "postgres": True,
+            "migrations": True,
+        }
         loader.start()
         time.sleep(1.0)
         subprocess.run([str(PG_SCRIPT), "down"], check=True)
         try:
-            deadline = time.monotonic() + 15
+            down = wait_for_status(port, "/ready", 503, 15, lambda: _alive(proc))
+            assert down["checks"]["postgres"]["ok"] is False
+            assert down["checks"]["kafka"]["ok"] is True
+            assert http_get(port, "/health")[0] == 200
+            deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 _alive(proc)
                 time.sleep(0.5)
+            assert http_get(port, "/ready")[0] == 503
         finally:
             subprocess.run([str(PG_SCRIPT), "up"], check=True)
+        back = wait_for_status(port, "/ready", 200, 30, lambda: _alive(proc))
+        assert back["checks"]["postgres"]["ok"] is True
         time.sleep(2.0)
         done.set()
         loader.join(30)

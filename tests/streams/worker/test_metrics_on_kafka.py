@@ -22,6 +22,7 @@ from streams.simulate.scenarios import simulate
 from streams.simulate.truth import truth_of
 from streams.simulate.verify_pg import expected_counts
 from streams.worker.settings import WorkerSettings
+from tests.deploy.dashboard_support import SCRAPE_METRICS, dashboard_metric_names, load_dashboard
 
 MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)
 
@@ -138,6 +139,10 @@ def test_business_counters_equal_the_ground_truth(
     )
     assert sum(v for v in sink["recon_sink_consumer_lag_records"].values()) == 0
 
+    # The dashboard selects only what the two processes export.
+    exported = exported_names(worker_text) | exported_names(sink_text) | SCRAPE_METRICS
+    assert dashboard_metric_names(load_dashboard()) - exported == set()
+
     # Bounded labels: no reference and no event id of the run in any label.
     ids = set(truth.matches) | set(truth.exceptions)
     ids |= {str(m["reference"]) for m in truth.matches.values()}
@@ -146,6 +151,22 @@ def test_business_counters_equal_the_ground_truth(
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 assert not set(sample.labels.values()) & ids, sample
+
+
+def exported_names(text: str) -> set[str]:
+    """Metric names a scrape shows, as the dashboard's queries name them: a counter by its
+    ``_total`` series, a histogram by its base name; labelled metrics with no sample yet
+    (a counter of errors that never happened) count too."""
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        elif family.type == "histogram":
+            names.add(family.name)
+        else:
+            names.add(family.name)
+        names.update(s.name for s in family.samples if family.type != "histogram")
+    return names
 
 
 def wait_for_sink_figures(
