@@ -62,8 +62,21 @@ def _insert_exception(
 def test_0002_upgrades_a_version_1_database_with_rows(database_url: str, pg_schema: str) -> None:
     with connect(database_url, pg_schema) as conn:
         _version_1(conn)
-        assert migrate(conn, pg_schema) == [2]
+        assert migrate(conn, pg_schema) == [2, 3]
         assert migrate(conn, pg_schema) == []  # applied once
+
+        # 0003: the open exceptions' index, on the parent and on every partition, old ones too.
+        indexed = conn.execute(
+            "SELECT tablename FROM pg_indexes WHERE schemaname = %s"
+            " AND indexdef LIKE '%%(kind, raised_at) WHERE (status = ''open''::text)%%'"
+            " ORDER BY 1",
+            [pg_schema],
+        ).fetchall()
+        assert [t for (t,) in indexed] == [
+            "recon_exceptions",
+            "recon_exceptions_default",
+            "recon_exceptions_p202601",
+        ]
 
         # Old rows are untouched; old dead letters have no sizes or digests.
         assert conn.execute(

@@ -147,7 +147,8 @@ def test_kill_9_between_commit_and_ack_loses_nothing_and_adds_nothing(
     w1.proc.wait(120)
     assert w1.proc.returncode == -9, w1.tail()
     line = next(x for x in w1.log_path.read_text().splitlines() if "fault injection: SIGKILL" in x)
-    firsts: dict[str, int] = orjson.loads(line.split("its first offsets: ", 1)[1])
+    message = str(orjson.loads(line)["message"])  # one JSON object per log line
+    firsts: dict[str, int] = orjson.loads(message.split("its first offsets: ", 1)[1])
     assert firsts, line
 
     group = Consumer(
