@@ -11,3 +11,10 @@ class ReconError(Exception):
 
 class ConfigError(ReconError):
     """A setting is missing or has an invalid value."""
+
+
+class UnreachableError(ReconError):
+    """A dependency (the Kafka cluster, PostgreSQL) did not answer within its bound at start-up.
+
+    Its message is one line naming what, where (never with credentials) and why.
+    """

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from streams.exceptions import UnreachableError
 from streams.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,30 @@ class Prober:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def require_kafka(kafka: KafkaSettings, timeout_s: float) -> int:
+    """Wait up to ``timeout_s`` for the cluster to answer a metadata request; returns its
+    broker count. Raises :class:`UnreachableError` with one clear line otherwise, instead of
+    a minute of librdkafka's reconnect lines and a bare timeout later on."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    conf = kafka.confluent_config()
+    quiet = logging.getLogger("librdkafka.startup")
+    quiet.setLevel(logging.CRITICAL)  # the reconnect lines: the error below says it once
+    conf.update({"client.id": "recon-startup", "logger": quiet})
+    admin = AdminClient(conf)
+    try:
+        meta = admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        err = exc.args[0] if exc.args else exc
+        reason = err.str() if hasattr(err, "str") else str(err)
+        raise UnreachableError(
+            f"Kafka at {kafka.bootstrap_servers} did not answer within {timeout_s:g}s "
+            f"({kafka.security_protocol}): {reason}"
+        ) from None
+    return len(meta.brokers)
 
 
 def kafka_probe(kafka: KafkaSettings, timeout: float = PROBE_TIMEOUT_S) -> Callable[[], str]:

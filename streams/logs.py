@@ -15,7 +15,8 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import unquote, urlsplit
 
 from pythonjsonlogger.json import JsonFormatter
@@ -98,6 +99,34 @@ def mask(text: str, secrets: Iterable[str]) -> str:
     return _PLACED.sub(_placed, text)
 
 
+class RepeatFilter(logging.Filter):
+    """Lets the same warning or error (logger, level, message) through once per ``window_s``:
+    an outage of a minute is a few lines saying what is down, not thousands of reconnect
+    attempts. The next line after a quiet spell says how many were held back."""
+
+    def __init__(self, window_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self.clock = clock
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self.window_s:
+            self._seen[key] = (last[0], last[1] + 1)
+            return False
+        if last is not None and last[1]:
+            record.msg = f"{record.msg} (and {last[1]} more like it in {now - last[0]:.0f}s)"
+        if len(self._seen) > 10_000:  # bounded, whatever the messages
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        return True
+
+
 class _Masking(logging.Formatter):
     """Wraps a formatter and masks the secrets in what it writes."""
 
@@ -137,6 +166,7 @@ def configure(
     inner = text_formatter() if fmt_name == "text" else json_formatter()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Masking(inner, secrets_from_env(env)))
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -38,6 +38,9 @@ class KafkaSettings:
     sasl_username: str | None = None
     sasl_password: str | None = field(default=None, repr=False)
     ssl_cafile: str | None = None
+    # How long a process waits at start-up for the cluster to answer before it exits with
+    # one clear line (streams.health.require_kafka).
+    connect_timeout_ms: int = 10_000
 
     def confluent_config(self) -> dict[str, Any]:
         conf: dict[str, Any] = {
@@ -105,6 +108,7 @@ def kafka_from_env(env: Mapping[str, str] | None = None) -> KafkaSettings:
         sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
         sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
         ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,
+        connect_timeout_ms=get_duration(env, "KAFKA_CONNECT_TIMEOUT", 10_000),
     )
 
 

@@ -38,10 +38,12 @@ def use_env(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> None:
             monkeypatch.setenv(name, value)
 
 
-def http_get(port: int, path: str, timeout: float = 5) -> tuple[int, bytes]:
-    """Status and body of GET http://127.0.0.1:<port><path>; (0, b"") when nothing answers."""
+def http_get(port: int, path: str, timeout: float = 5, method: str = "GET") -> tuple[int, bytes]:
+    """Status and body of ``method`` http://127.0.0.1:<port><path>; (0, b"") when nothing
+    answers."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
             return int(r.status), bytes(r.read())
     except urllib.error.HTTPError as exc:
         return int(exc.code), bytes(exc.read())

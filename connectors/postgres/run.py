@@ -59,6 +59,15 @@ def consumer_config(settings: SinkSettings) -> dict[str, Any]:
     return conf
 
 
+# A setting is wrong (sysexits EX_CONFIG): the credentials PostgreSQL refused.
+EXIT_CONFIG = 78
+
+
+def _refused_credentials(exc: BaseException) -> bool:
+    text = str(exc)
+    return "password authentication failed" in text or "authentication failed for user" in text
+
+
 # A loop turn takes at most a poll, or a batch write; one that has not turned for this long
 # is stuck, and /health says so (a liveness probe then restarts the process).
 STUCK_AFTER_S = 300.0
@@ -101,21 +110,32 @@ def run_sink(
     from confluent_kafka import Consumer
 
     from connectors.exceptions import SinkUnavailableError
-    from connectors.loop import LoopSettings, SinkLoop
+    from connectors.loop import EXIT_RETRIES_EXHAUSTED, LoopSettings, SinkLoop
     from connectors.postgres.generations import GenerationError
     from connectors.postgres.writer import PostgresSink
+    from streams.exceptions import UnreachableError
+    from streams.health import require_kafka
 
     sink = PostgresSink(settings)
     try:
+        # Start-up: the broker and PostgreSQL must answer. RECON_SINK_MAX_RETRIES bounds the
+        # attempts here as it does for batches; a rejected password is not worth a retry.
         attempt = 0
         while True:
             try:
+                require_kafka(settings.kafka, settings.kafka.connect_timeout_ms / 1000)
                 sink.open()
                 break
-            except SinkUnavailableError as exc:
+            except (UnreachableError, SinkUnavailableError) as exc:
+                if _refused_credentials(exc):
+                    log.error("PostgreSQL refused the credentials; not retrying: %s", exc)
+                    return EXIT_CONFIG
                 attempt += 1
+                if 0 <= settings.max_retries < attempt:
+                    log.error("giving up at start-up after %d attempts: %s", attempt, exc)
+                    return EXIT_RETRIES_EXHAUSTED
                 if attempt == 1 or attempt % 10 == 0:
-                    log.warning("waiting for PostgreSQL (attempt %d): %s", attempt, exc)
+                    log.warning("waiting for a dependency (attempt %d): %s", attempt, exc)
                 cap = min(
                     settings.retry_backoff_max_ms, settings.retry_backoff_ms * 2 ** min(attempt, 20)
                 )

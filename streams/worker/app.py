@@ -142,6 +142,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
+        # Only our pages: Faust's /router and /table pages would show the assignment and raw
+        # engine state to anyone who can reach the port.
+        web_router_enabled=False,
+        web_tables_enabled=False,
         autodiscover=False,
         # Bytes in, bytes out: we encode ourselves. Faust's default JSON value serializer would
         # also be used to read the changelog back during recovery, and fail on every record.

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+# A dependency did not answer at start-up (sysexits EX_UNAVAILABLE): an orchestrator retries.
+EXIT_UNAVAILABLE = 69
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -25,13 +28,22 @@ def run(args: argparse.Namespace) -> int:
     # `kill -USR1 <pid>` prints every thread's stack to stderr: for a worker that seems stuck.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 
+    import logging
+
     from streams import logs
+    from streams.exceptions import UnreachableError
+    from streams.health import require_kafka
     from streams.worker.app import create_app
     from streams.worker.settings import worker_from_env
     from streams.worker.topics import create_topics, verify_copartitioned
 
     logs.configure(level=args.loglevel)
     settings = worker_from_env()
+    try:
+        require_kafka(settings.kafka, settings.kafka.connect_timeout_ms / 1000)
+    except UnreachableError as exc:
+        logging.getLogger("streams.worker").critical("%s", exc)
+        return EXIT_UNAVAILABLE
     if args.no_create_topics:
         verify_copartitioned(settings)
     else:

@@ -105,3 +105,24 @@ def test_a_short_password_is_masked_by_its_place_not_in_every_word(captured: Cap
     first, second = (line["message"] for line in lines(captured))
     assert first == "topic recon-state of app recon"
     assert second == "cannot connect to postgresql://recon:***@db/recon (password=***)"
+
+
+def test_a_repeated_warning_is_held_back_and_counted() -> None:
+    now = [0.0]
+    repeat = logs.RepeatFilter(window_s=30, clock=lambda: now[0])
+
+    def record(msg: str, level: int = logging.WARNING) -> logging.LogRecord:
+        return logging.LogRecord("librdkafka", level, "x", 1, msg, None, None)
+
+    assert repeat.filter(record("broker down"))
+    passed = 0
+    for _ in range(1000):  # a minute of reconnect attempts
+        now[0] += 0.02
+        passed += repeat.filter(record("broker down"))
+    assert passed == 0
+    assert repeat.filter(record("another thing"))  # other messages are not held back
+    assert repeat.filter(record("debug chatter", logging.INFO))
+    now[0] = 31.0
+    again = record("broker down")
+    assert repeat.filter(again)
+    assert again.getMessage() == "broker down (and 1000 more like it in 31s)"

@@ -35,6 +35,20 @@ MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_to
 PASSWORD = "Pw-4c1e9d-not-in-any-log"  # the test looks for it everywhere
 
 
+# (method, path) -> the answers allowed.
+HTTP_CASES: dict[tuple[str, str], tuple[int, ...]] = {
+    ("GET", "/health"): (200,),
+    ("HEAD", "/ready"): (200,),
+    ("GET", "/metrics"): (200,),
+    ("POST", "/metrics"): (405,),
+    ("DELETE", "/ready"): (405,),
+    ("GET", "/router/"): (404,),
+    ("GET", "/table/recon-state/x/"): (404,),
+    ("GET", "/../../etc/passwd"): (404,),
+    ("GET", "/x" * 5000): (400, 404, 414, 431),  # any 4xx, never a crash
+}
+
+
 def changelog_records(kafka: KafkaSettings, topic: str, partitions: int) -> int:
     """Keyed, committed records in the state changelog: what a restore applies."""
     consumer = Consumer(
@@ -150,6 +164,16 @@ def test_logs_carry_correlation_fields_and_no_password(
             for path in ("/health", "/ready", "/metrics")
         ]
         logs = [worker.log_path.read_text(), sink.log_path.read_text()]
+        served = {
+            (name, method, path): http_get(port, path, method=method)[0]
+            for name, port in (("worker", pipe.settings.web_port), ("sink", sink_port))
+            for method, path in HTTP_CASES
+        }
+
+    # Only our endpoints, GET and HEAD only: Faust's /router and /table pages are off.
+    for (name, method, path), status in served.items():
+        want = HTTP_CASES[(method, path)]
+        assert status in want, (name, method, path[:40], status)
 
     for body in bodies:
         assert body
