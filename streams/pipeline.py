@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from streams.settings import TopicNames
 from streams.worker.settings import WorkerSettings
-from streams.worker.topics import create_topics, topic_names
+from streams.worker.topics import create_topics, faust_internal_topic_names, topic_names
 
 
 def run_settings(base: WorkerSettings, run_id: str) -> WorkerSettings:
@@ -235,7 +235,7 @@ def pipeline(
     finally:
         for proc in reversed(pipe.processes):
             proc.stop()
-        names = topic_names(settings)
+        names = topic_names(settings) + faust_internal_topic_names(settings)
         admin = AdminClient(settings.kafka.confluent_config())
         for future in admin.delete_topics(names, operation_timeout=30).values():
             with suppress(Exception):

@@ -41,7 +41,7 @@ from streams.ops.describe import group_lags
 from streams.ops.exceptions import OpsError
 from streams.ops.generations import Generation, children, connect, generation, prepare
 from streams.ops.verify_sources import NotCaughtUpError, input_ends, wait_caught_up
-from streams.worker.topics import topic_names
+from streams.worker.topics import faust_internal_topic_names, topic_names
 
 
 def catch_up(
@@ -111,7 +111,11 @@ def retire(env: Mapping[str, str], number: int) -> None:
             )
     admin = AdminClient(old.worker.kafka.confluent_config())
     inputs = {old.worker.topics.payments, old.worker.topics.ledger}
-    doomed = [t for t in topic_names(old.worker) if t not in inputs]
+    doomed = [
+        t
+        for t in topic_names(old.worker) + faust_internal_topic_names(old.worker)
+        if t not in inputs
+    ]
     for future in admin.delete_topics(doomed, operation_timeout=30).values():
         with contextlib.suppress(Exception):  # already gone
             future.result(timeout=60)

@@ -48,6 +48,11 @@ def topic_names(settings: WorkerSettings) -> list[str]:
     ]
 
 
+def faust_internal_topic_names(settings: WorkerSettings) -> list[str]:
+    """Topics Faust creates by itself for the app: its assignor's leader election topic."""
+    return [f"{settings.app_id}-__assignor-__leader"]
+
+
 def topic_roles(settings: WorkerSettings) -> dict[str, str]:
     """Each topic of the app and its role: input, output or changelog."""
     t = settings.topics

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from pipeline_support import http_get, wait_for_counts, wait_for_status
 from streams.engine.config import HOUR_MS, MatchConfig
@@ -174,6 +175,10 @@ def test_logs_carry_correlation_fields_and_no_password(
     for (name, method, path), status in served.items():
         want = HTTP_CASES[(method, path)]
         assert status in want, (name, method, path[:40], status)
+
+    # The run removed every topic it made, Faust's own included.
+    left = AdminClient(kafka.confluent_config()).list_topics(timeout=30).topics
+    assert [name for name in left if pipe.work_dir.name in name] == []
 
     for body in bodies:
         assert body
