@@ -155,14 +155,7 @@ def kafka_probe(kafka: KafkaSettings, timeout: float = PROBE_TIMEOUT_S) -> Calla
     from confluent_kafka.admin import AdminClient
 
     conf = kafka.confluent_config()
-    conf.update(
-        {
-            "client.id": "recon-health",
-            "log.connection.close": False,
-            # Through Python's logging (JSON, masked), not raw lines on stderr.
-            "logger": logging.getLogger("librdkafka.health"),
-        }
-    )
+    conf.update({"client.id": "recon-health", "log.connection.close": False})
     admin = AdminClient(conf)
 
     def probe() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -52,16 +53,25 @@ class WorkerObserver:
 
     def count(self, result: BatchResult) -> None:
         metrics.CHUNKS.inc()
-        for m in result.matches:
-            metrics.MATCHES.labels(m.rule.value).inc()
-            if m.rule in _IN_WINDOW:
-                metrics.SETTLEMENTS.labels("matched_in_window").inc()
-        for e in result.exceptions:
-            metrics.EXCEPTIONS.labels(e.kind.value, e.status.value).inc()
-            if e.status is ExceptionStatus.OPEN and e.kind in _UNMATCHED:
-                metrics.SETTLEMENTS.labels("unmatched_in_window").inc()
-        for d in result.dead_letters:
-            metrics.DEAD_LETTERS.labels(d.reason).inc()
+        # Tallied first: one labelled increment (a lock and a lookup) per label, not per record.
+        rules = Counter(m.rule for m in result.matches)
+        for rule, n in rules.items():
+            metrics.MATCHES.labels(rule.value).inc(n)
+        matched = sum(n for rule, n in rules.items() if rule in _IN_WINDOW)
+        if matched:
+            metrics.SETTLEMENTS.labels("matched_in_window").inc(matched)
+        kinds = Counter((e.kind, e.status) for e in result.exceptions)
+        for (kind, status), n in kinds.items():
+            metrics.EXCEPTIONS.labels(kind.value, status.value).inc(n)
+        unmatched = sum(
+            n
+            for (kind, status), n in kinds.items()
+            if status is ExceptionStatus.OPEN and kind in _UNMATCHED
+        )
+        if unmatched:
+            metrics.SETTLEMENTS.labels("unmatched_in_window").inc(unmatched)
+        for reason, n in Counter(d.reason for d in result.dead_letters).items():
+            metrics.DEAD_LETTERS.labels(reason).inc(n)
         for name, value in result.counters.items():
             metrics.ENGINE_EVENTS.labels(name).inc(value)
         if result.isolated:
@@ -72,9 +82,9 @@ class WorkerObserver:
             if watermark is not None:
                 self.watermarks[partition] = watermark
                 metrics.WATERMARK.labels(str(partition)).set(watermark / 1000)
-        for partition, n in result.open_groups.items():
-            if n is not None:
-                metrics.OPEN_GROUPS.labels(str(partition)).set(n)
+        for partition, groups in result.open_groups.items():
+            if groups is not None:
+                metrics.OPEN_GROUPS.labels(str(partition)).set(groups)
         if log.isEnabledFor(logging.DEBUG):
             self._log_outcomes(result)
 

@@ -22,6 +22,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from ci_support import ci_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "recon"
 RULES_FILE = CHART / "files" / "prometheus" / "recon-rules.yml"
@@ -58,29 +60,10 @@ WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job", "CronJob"}
 HOOK_KINDS = {"Job", "Secret", "ConfigMap"}
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
 @pytest.fixture(scope="session")
 def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
     """helm from .ci/helm.sh (it builds it when missing: minutes, once per cache)."""
-    try:
-        done = subprocess.run(
-            [str(ROOT / ".ci" / "helm.sh")],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        done = subprocess.CompletedProcess([], 1, "", str(exc))
-    path = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-    if done.returncode != 0 or not path or not os.access(path, os.X_OK):
-        message = f"helm is not available from .ci/helm.sh: {done.stderr.strip()[-2000:]}"
-        if _in_ci():
-            pytest.fail(f"{message}\nunder CI a missing tool is a failure", pytrace=False)
-        pytest.skip(f"{message}; build it with `make helm`")
+    path = ci_tool("helm.sh")
     home = tmp_path_factory.mktemp("helm-home")
     env = {
         **os.environ,

@@ -10,7 +10,6 @@ that need a tool `make test` installs.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
+
+from ci_support import ci_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "helm" / "recon" / "files" / "prometheus"
@@ -58,30 +59,10 @@ MATCHER = re.compile(
 # --- promtool -------------------------------------------------------------------------------
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
 @pytest.fixture(scope="module")
 def promtool() -> str:
     """The path .ci/promtool.sh prints; it builds promtool first when the cache lacks it."""
-    try:
-        done = subprocess.run(
-            [str(ROOT / ".ci" / "promtool.sh")],
-            capture_output=True,
-            text=True,
-            timeout=540,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        stderr = getattr(exc, "stderr", None) or ""
-        message = f"promtool is not available (.ci/promtool.sh: {exc}) {stderr[-2000:]}"
-        if _in_ci():
-            pytest.fail(f"{message}: under CI a missing tool is a failure", pytrace=False)
-        pytest.skip(f"{message}; build it with `make promtool`")
-    path = done.stdout.strip().rpartition("\n")[2]
-    assert Path(path).is_file(), f".ci/promtool.sh printed {done.stdout!r}, which is no file"
-    return path
+    return ci_tool("promtool.sh")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,6 @@ ages and periods on known rows, and the page's charts drawn by headless Chromium
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ import psycopg
 import pytest
 from PIL import Image
 
+from ci_support import missing
 from connectors.postgres.migrate import migrate
 from pipeline_support import wait_for_counts
 from streams.cli import main
@@ -168,9 +168,7 @@ def test_the_report_of_a_pipeline_run_equals_the_ground_truth(
 def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing: `make test` installs it (.ci/chromium.sh)")
-        pytest.skip("chromium is not installed (make chromium)")
+        missing("chromium is not installed", "install it with `make chromium`")
     return found
 
 
