@@ -40,14 +40,14 @@ from streams.state.base import KeyValueStore
 from streams.state.rocksdict_store import RocksDictStore
 from streams.worker import metrics
 from streams.worker.changelog import StagedStore
-from streams.worker.faust_batches import SCHEME, PartitionBatch, input_lags
+from streams.worker.faust_batches import SCHEME, PartitionBatch, group_membership, input_lags
 from streams.worker.heartbeats import IdleTracker, heartbeat_value
 from streams.worker.observe import WorkerObserver
 from streams.worker.partitioning import partition_for
 from streams.worker.processor import BatchProcessor, BatchResult, InputRecord
 from streams.worker.refetch import RecordReader
 from streams.worker.restore import restore
-from streams.worker.sender import BatchSender, TransactionalSender
+from streams.worker.sender import BatchSender, DeliveryFailedError, TransactionalSender
 from streams.worker.settings import WorkerSettings
 from streams.worker.stop_points import StopPoints
 from streams.worker.topics import STATE_TABLE, changelog_topic_name, faust_changelog_topic_name
@@ -317,25 +317,44 @@ def create_app(settings: WorkerSettings) -> faust.App:
     stopping = app.stopping = asyncio.Event()
 
     async def process_batch(records: list[InputRecord]) -> None:
-        """Process a batch, retrying it whole while the schema registry does not answer: an
-        outage pauses the worker instead of dead-lettering records that may be fine."""
+        """Process a batch, retrying it whole while the schema registry does not answer, or
+        while its Kafka transaction cannot commit (a broker outage longer than the transaction
+        timeout): an outage pauses the worker instead of dead-lettering records that may be
+        fine, or exiting. Nothing of a failed attempt is visible: its transaction is aborted
+        and its state changes were only staged. The chunks of a released backlog committed
+        before it stay; the retry finds them applied, as a restart would."""
         await stops.reached("after_fetch")
-        delay = 0.5
+        loop = asyncio.get_running_loop()
+        delay, repair = 0.5, None
+        member = group_membership(app.consumer)
         while True:
             try:
+                if repair is not None:
+                    await loop.run_in_executor(None, repair)
+                    repair = None
                 await process_batch_once(records)
                 return
             except SchemaRegistryUnavailableError as exc:
                 if stopping.is_set():
                     raise  # a stop cannot wait for the registry: exit without the ack
-                # Nothing of the attempt is visible: its transaction is aborted and its state
-                # changes were only staged.
                 staged.clear()
-                await asyncio.get_running_loop().run_in_executor(None, sender.abort)
+                await loop.run_in_executor(None, sender.abort)
                 metrics.REGISTRY_RETRIES.inc()
                 log.warning("%s; retrying the batch in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+            except DeliveryFailedError as exc:
+                # Once the group may have given our partitions to another worker, exit
+                # without the ack (like a kill -9) rather than write them: membership lost
+                # or a rebalance begun. Until then nobody else writes them, and the batch is
+                # retried; a producer the broker fenced (its transaction outlived its
+                # timeout) is replaced, as a restart would.
+                if stopping.is_set() or member is None or group_membership(app.consumer) != member:
+                    raise
+                staged.clear()
+                repair = sender.renew if exc.fatal else sender.recover
+                metrics.KAFKA_RETRIES.inc()
+                log.warning("batch not committed, retrying it in %.1fs: %s", delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
     async def process_batch_once(records: list[InputRecord]) -> None:
         """Restore, then per chunk: process, commit the transaction, apply to RocksDB. After

@@ -44,6 +44,12 @@ PRIVATE_API = (
     "Consumer._buffered_partitions",
     "Consumer._new_offset",  # how acked offsets become commits (the tests drive it)
     "ack_lock",
+    # group_membership(): the aiokafka consumer behind Faust's thread, and its coordinator's
+    # (aiokafka's) member id, generation and pending rejoin.
+    "ThreadDelegateConsumer._thread",
+    "AIOKafkaConsumerThread._consumer",
+    "AIOKafkaConsumer._coordinator",
+    "GroupCoordinator._rejoin_needed_fut",
 )
 
 
@@ -183,6 +189,23 @@ def input_lags(
             continue
         out.append((tp.topic, tp.partition, max(high - done, 0)))
     return out
+
+
+def group_membership(consumer: Any) -> tuple[int, str] | None:
+    """The (generation, member id) under which ``consumer`` (Faust's) holds its assignment, or
+    None when it holds none for sure: not joined yet, or its coordinator has asked it to
+    rejoin (its membership expired, say during a broker outage, or a rebalance began). While
+    this stays the same, no other member of the group can have been given its partitions."""
+    thread = getattr(consumer, "_thread", None)
+    inner = getattr(thread, "_consumer", None)
+    coordinator = getattr(inner, "_coordinator", None)
+    if coordinator is None:
+        return None
+    rejoin = getattr(coordinator, "_rejoin_needed_fut", None)
+    member = getattr(coordinator, "member_id", "")
+    if rejoin is None or rejoin.done() or not member:
+        return None
+    return int(coordinator.generation), str(member)
 
 
 def batch_records(message: Message) -> Sequence[Any]:

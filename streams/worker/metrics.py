@@ -66,6 +66,11 @@ RESTORED_RECORDS = Counter(
     ["partition"],
     registry=REGISTRY,
 )
+KAFKA_RETRIES = Counter(
+    "recon_batch_retries_total",
+    "Batches tried again because their Kafka transaction did not commit (a broker outage)",
+    registry=REGISTRY,
+)
 REGISTRY_RETRIES = Counter(
     "recon_schema_registry_retries_total",
     "Batches retried because the schema registry did not answer",

@@ -23,7 +23,15 @@ from streams.worker.exceptions import WorkerError
 
 
 class DeliveryFailedError(WorkerError):
-    """The broker did not take a batch's records: the batch must not be acked."""
+    """The broker did not take a batch's records: the batch must not be acked.
+
+    ``fatal``: the producer is unusable (fenced by a newer one with its transactional id, or
+    broken); otherwise the batch may be tried again once :meth:`TransactionalSender.recover`
+    has aborted what is left of it (a broker outage outlasting the transaction timeout)."""
+
+    def __init__(self, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
 
 
 class BatchSender:
@@ -122,6 +130,7 @@ class TransactionalSender(BatchSender):
         self._changelog = changelog_topic
         self._changelog_last: dict[int, int] = {}
         self._open = False  # a transaction is open
+        self._settings = (kafka, transactional_id, transaction_timeout_ms)
 
     def init(self, timeout: float = 60) -> None:
         """Register the transactional id: aborts what a previous run with it left open."""
@@ -188,8 +197,37 @@ class TransactionalSender(BatchSender):
                         raise
         except (KafkaException, DeliveryFailedError) as exc:
             self._abort_after(exc)
-            raise DeliveryFailedError(f"transaction not committed: {exc}") from exc
+            fatal = isinstance(exc, KafkaException) and exc.args[0].fatal()
+            raise DeliveryFailedError(f"transaction not committed: {exc}", fatal=fatal) from exc
         return {p: offset + 1 for p, offset in self._changelog_last.items()}
+
+    def renew(self, timeout: float = 10) -> None:
+        """A new producer under the same transactional id, registered: after the broker
+        aborted a transaction that outlived its timeout (an outage), it fenced this producer's
+        epoch, which only a new registration clears, as a restart of the worker would."""
+        kafka, transactional_id, timeout_ms = self._settings
+        fresh = TransactionalSender(kafka, self._changelog, transactional_id, timeout_ms)
+        fresh.init(timeout)
+        old, self._producer = self._producer, fresh._producer
+        self._open, self._errors, self._changelog_last = False, [], {}
+        with contextlib.suppress(Exception):
+            old.purge()
+
+    def recover(self, timeout: float = 10) -> None:
+        """After a failed commit: abort whatever of the transaction is still open, and drop the
+        reports of its purged records, so that the next :meth:`begin` starts clean. Raises
+        DeliveryFailedError while the broker cannot take the abort (``fatal`` when the
+        producer is unusable: then the process must exit)."""
+        self._open = False
+        try:
+            self._producer.abort_transaction(timeout)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() != KafkaError._STATE:  # _STATE: no transaction was open
+                raise DeliveryFailedError(f"abort failed: {error}", fatal=error.fatal()) from exc
+        self._producer.poll(0)  # serves the purged records' reports
+        self._errors = []
+        self._changelog_last = {}
 
     def abort(self, timeout: float = 30) -> None:
         """Abort the open transaction, if any: none of its records become visible."""
