@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     for name in names:
         print(f"[faults] {name} ({'full' if args.full else 'short'}) ...", flush=True)
+        began = time.monotonic()
         figures = SCENARIOS[name](env)
+        figures.seconds = time.monotonic() - began
         rows.append(figures.summary())
         print(table(rows[-1:]).splitlines()[1], flush=True)
         for problem in figures.problems[:10]:

@@ -477,7 +477,6 @@ def run(
         web_port=free_port(),
     )
     schema = f"f_{scenario.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
-    started = time.monotonic()
     with pipeline(base, database_url, work_root, schema) as pipe:
         figures = Figures(scenario)
         traffic = Traffic(sim, kafka, pipe.settings, rate, release=release)
@@ -494,7 +493,6 @@ def run(
         finally:
             traffic.hurry()
             traffic.release.set()
-            figures.seconds = time.monotonic() - started
     with psycopg.connect(database_url, autocommit=True) as conn:
         if figures.ok and not os.environ.get("RECON_FAULTS_KEEP"):
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
