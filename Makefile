@@ -9,11 +9,12 @@ PYTEST_ARGS ?=
 # make bench QUICK=1: the quick suite (small counts, under 2 minutes)
 QUICK ?=
 
-.PHONY: help venv native chromium promtool helm up down kafka-up kafka-down db-up db-down demo test test-unit lint bench bench-scripts clean
+.PHONY: help venv native chromium promtool helm up down kafka-up kafka-down db-up db-down demo test test-unit faults lint bench bench-scripts clean
 
 help:
 	@echo "make demo   - set up everything and run the end-to-end demo"
 	@echo "make test   - set up everything and run the whole test suite"
+	@echo "make faults - the fault suite's full run (docs/reliability.md); SHORT=1: the short one; ONLY=worker-kill,sink-kill,..."
 	@echo "make lint   - ruff + mypy --strict"
 	@echo "make bench  - every figure of issue 10 in one run: table + bench/results.json (QUICK=1: small counts)"
 	@echo "make bench-scripts - the individual benchmark scripts"
@@ -64,6 +65,13 @@ demo: up native
 
 test: up native chromium promtool helm
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The fault suite (tests/faults): kills, outages and rebalances under load, against the ground
+# truth. make test runs each scenario's short form; this runs the full one (about an hour).
+SHORT ?=
+ONLY ?=
+faults: up native
+	PYTHONPATH=tests $(BIN)/python -m faults $(if $(SHORT),,--full) $(if $(ONLY),--only $(ONLY)) --markdown .local/faults/table.md
 
 test-unit: native
 	$(BIN)/pytest -m 'not integration' $(PYTEST_ARGS)

@@ -35,18 +35,26 @@ COLUMNS = (
 )
 
 
-def table(rows: list[dict[str, object]]) -> str:
-    def cell(value: object) -> str:
-        if value is None:
-            return "-"
-        return (
-            f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
-        )
+def cell(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
+
+def table(rows: list[dict[str, object]]) -> str:
     lines = ["  ".join(title.rjust(width) for _, title, width in COLUMNS)]
     for row in rows:
         lines.append("  ".join(cell(row.get(key)).rjust(width) for key, _, width in COLUMNS))
     return "\n".join(lines)
+
+
+def markdown(rows: list[dict[str, object]]) -> str:
+    """The table as docs/reliability.md shows it."""
+    head = [title for _, title, _ in COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        lines.append("| " + " | ".join(cell(row.get(key)) for key, _, _ in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default="", help="comma-separated scenarios: " + ", ".join(SCENARIOS)
     )
     parser.add_argument("--out", type=Path, default=Path(".local/faults/results.json"))
+    parser.add_argument("--markdown", type=Path, help="also write the table here, in Markdown")
     args = parser.parse_args(argv)
     # The suite's own clients retry through the outages it makes: their lines are noise here.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -87,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": rows,
     }
     args.out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    if args.markdown:
+        args.markdown.write_text(markdown(rows))
     print(f"\nfigures written to {args.out}; logs under {work_root}")
     return 0 if all(row["ok"] for row in rows) else 1
 
