@@ -139,6 +139,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_session_timeout=settings.session_timeout_ms / 1000,
+        consumer_group_instance_id=settings.group_instance_id,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,

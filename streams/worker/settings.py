@@ -73,6 +73,11 @@ class WorkerSettings:
     # How long the group waits for a worker that died without leaving (kill -9, lost node)
     # before its partitions move: the pause a crash costs. Faust's default.
     session_timeout_ms: int = 60_000
+    # Static group membership (KIP-345), e.g. the StatefulSet pod's name: a worker restarted
+    # under the same id takes its partitions back at once instead of after the session
+    # timeout. A worker stopped for good (scale-in) then also holds its partitions until the
+    # session timeout, since a static member does not leave the group. None: dynamic.
+    group_instance_id: str | None = None
     # A Confluent schema registry for inputs in the Confluent wire format (None: such records
     # are dead-lettered UNKNOWN_SCHEMA). Basic auth as "user:password".
     schema_registry_url: str | None = None
@@ -152,6 +157,7 @@ def worker_from_env(env: Mapping[str, str] | None = None) -> WorkerSettings:
         ),
         transactional_id=get_str(env, "RECON_TRANSACTIONAL_ID", "") or None,
         session_timeout_ms=get_duration(env, "RECON_SESSION_TIMEOUT", d.session_timeout_ms),
+        group_instance_id=get_str(env, "RECON_GROUP_INSTANCE_ID", "") or None,
         schema_registry_url=get_str(env, "SCHEMA_REGISTRY_URL", "") or None,
         schema_registry_basic_auth=get_str(env, "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "") or None,
         transaction_timeout_ms=get_duration(

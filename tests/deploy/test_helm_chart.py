@@ -340,6 +340,19 @@ def test_each_worker_has_a_stable_transactional_id_from_its_pod_name(helm: Helm)
     assert "$(POD_NAME)" in env["RECON_TRANSACTIONAL_ID"]["value"]
 
 
+def test_static_membership_is_off_by_default_and_uses_the_pod_name_when_on(helm: Helm) -> None:
+    def worker_env(**overrides: str) -> dict[str, Any]:
+        m = helm.render("default", **overrides)
+        pod = m.one("StatefulSet", "worker")["spec"]["template"]["spec"]
+        return {e["name"]: e for e in _container(pod, "worker")["env"]}
+
+    assert "RECON_GROUP_INSTANCE_ID" not in worker_env()
+    env = worker_env(**{"worker.staticMembership": "true"})
+    assert env["RECON_GROUP_INSTANCE_ID"]["value"] == "$(POD_NAME)"
+    names = list(env)
+    assert names.index("POD_NAME") < names.index("RECON_GROUP_INSTANCE_ID")
+
+
 @ALL_ENVIRONMENTS
 def test_a_pod_disruption_budget_selects_the_worker_pods(helm: Helm, environment: str) -> None:
     m = helm.render(environment)

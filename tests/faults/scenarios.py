@@ -86,6 +86,30 @@ def worker_kill(env: Env) -> Figures:
     return total
 
 
+def worker_kill_static(env: Env) -> Figures:
+    """kill -9 of a worker with static group membership (RECON_GROUP_INSTANCE_ID) and the
+    default 60 s session timeout: the restart takes its partitions back without waiting."""
+    total = Figures("worker kill -9, static member")
+    trials = 10 if env.full else 2
+    sim = simulate(_records_for(trials), config=MATCH, seed=env.seed + 60)
+    with run(
+        "worker-static", env.kafka, env.database_url, env.work_root, sim, rate=RATE, seed=env.seed,
+        session_timeout_ms=WorkerSettings().session_timeout_ms,
+        worker_env={"RECON_GROUP_INSTANCE_ID": "worker-0"},
+    ) as r:  # fmt: skip
+        for trial in range(trials):
+            r.pause()
+            wipe = trial % 3 == 1
+            t0 = r.kill(r.workers["worker"])
+            before = r.worker_positions()
+            r.start_worker("worker", wipe=wipe, wait=False)
+            took = r.wait_progress("worker", before, t0)
+            (r.figures.recovery_empty_s if wipe else r.figures.recovery_s).append(took)
+            r.figures.trials += 1
+        total.add(r.settle())
+    return total
+
+
 def sink_kill(env: Env) -> Figures:
     """kill -9 of the sink at random moments."""
     total = Figures("sink kill -9")
@@ -256,6 +280,7 @@ def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
 
 SCENARIOS: dict[str, Callable[[Env], Figures]] = {
     "worker-kill": worker_kill,
+    "worker-kill-static": worker_kill_static,
     "sink-kill": sink_kill,
     "postgres-outage": postgres_outage,
     "broker-kill": broker_kill,

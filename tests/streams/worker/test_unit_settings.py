@@ -53,6 +53,13 @@ def test_empty_environment_gives_the_defaults() -> None:
         amount_tolerance_bps=0,
     )
     assert settings.idle_timeout_ms == 0
+    assert settings.group_instance_id is None  # dynamic membership unless asked
+
+
+def test_group_instance_id_turns_on_static_membership() -> None:
+    assert worker_from_env({"RECON_GROUP_INSTANCE_ID": "recon-worker-2"}).group_instance_id == (
+        "recon-worker-2"
+    )
 
 
 def test_blank_values_fall_back_to_the_defaults() -> None:
