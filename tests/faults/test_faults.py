@@ -34,3 +34,6 @@ def test_short_fault_scenario_loses_and_doubles_nothing(
     assert figures.verify_failures == 0, report
     slowest = max(figures.recovery_s + figures.recovery_empty_s, default=0.0)
     assert slowest < RECOVERY_BOUND_S, report
+    # A broker outage is said once per kind of line, then at most once per 30 s with a
+    # count: dozens of lines, not the thousands one repeated error per retry would be.
+    assert max(figures.notes.get("worker_error_lines", [0])) < 100, report
