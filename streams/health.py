@@ -182,10 +182,12 @@ def require_kafka(kafka: KafkaSettings, timeout_s: float) -> int:
         raise ConfigError(f"Kafka client settings: {one_line(str(exc.args[0]))}") from None
     deadline = time.monotonic() + timeout_s
     last: Any = None
+    wait = _POLL_S
     while True:
-        # Short requests, so a refusal reported meanwhile is seen within a fraction of a second.
+        # Short requests first, so a refusal reported meanwhile is seen within a fraction of a
+        # second; then longer ones, so a slow cluster's answer is not given up on each time.
         try:
-            meta = admin.list_topics(timeout=max(0.01, min(_POLL_S, deadline - time.monotonic())))
+            meta = admin.list_topics(timeout=max(0.01, min(wait, deadline - time.monotonic())))
         except KafkaException as exc:
             last = exc.args[0] if exc.args else exc
         else:
@@ -198,6 +200,7 @@ def require_kafka(kafka: KafkaSettings, timeout_s: float) -> int:
                 raise RefusedError(refusal)
         if time.monotonic() >= deadline:
             break
+        wait = min(wait * 2, 2.0)
     # The most telling error: librdkafka's own (e.g. connection refused) over the timeout.
     seen = [e for e in errors if e.code() != getattr(type(e), "_ALL_BROKERS_DOWN", None)]
     err = seen[-1] if seen else last

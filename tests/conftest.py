@@ -139,7 +139,8 @@ def kafka_sasl(kafka: KafkaSettings) -> KafkaSettings:
         text = _set_up_output("kafka.sh", "env-sasl")
     env = parse_env_lines(text)
     if not env:
-        _unavailable("Kafka's SASL_SSL listener", "no client settings from .ci/kafka.sh env-sasl")
+        source = given or ".ci/kafka.sh env-sasl"
+        _unavailable("Kafka's SASL_SSL listener", f"no client settings from {source}")
     settings = kafka_from_env(env)
     try:
         require_kafka(settings, 15)

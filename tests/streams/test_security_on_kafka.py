@@ -72,7 +72,8 @@ def test_a_run_through_sasl_ssl_and_tls_equals_the_ground_truth(
             # The sink's connections are TLS ones.
             tls = conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
             assert tls.fetchone() == (True,)
-        for args in (["verify", "--wait", "30"], ["report"], ["topics", "describe"]):
+        commands = (["topics", "create"], ["topics", "describe"], ["verify", "--wait", "30"])
+        for args in (*commands, ["report"]):
             done = run_recon(args, env)
             ran.append(done)
             assert done.code == 0, (args, done.output[-3000:])
