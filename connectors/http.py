@@ -26,6 +26,7 @@ def serve(health: Health, host: str, port: int, registry: Any = REGISTRY) -> Thr
     class Handler(BaseHTTPRequestHandler):
         server_version = "recon"
         sys_version = ""
+        timeout = 30  # a client that stalls in its request is dropped, its thread freed
 
         def _answer(self, body_too: bool) -> None:
             path = self.path.split("?", 1)[0]

@@ -37,6 +37,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# The commands that use the Kafka cluster: each first checks that it answers and accepts the
+# credentials (streams.health.require_kafka), so a wrong setting is one line, not a hang. The
+# worker and the sink check it themselves (they have their own retry and exit policy).
+KAFKA_COMMANDS = frozenset({"demo", "topics", "simulate", "replay", "scale", "verify"})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recon",
@@ -60,7 +66,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     from streams import logs
 
     logs.configure()  # RECON_LOG_LEVEL / RECON_LOG_FORMAT; the worker and the sink re-apply
-    code: int = args._run(args)
+    return _run_checked(args)
+
+
+def _run_checked(args: argparse.Namespace) -> int:
+    """Run the command; a wrong setting or a dependency that refuses the settings (exit 78),
+    or one that does not answer (exit 69), is one line on stderr, not a traceback."""
+    import logging
+
+    from streams.exceptions import (
+        EXIT_CONFIG,
+        EXIT_UNAVAILABLE,
+        ConfigError,
+        RefusedError,
+        UnreachableError,
+    )
+    from streams.health import dependency_error, require_kafka
+    from streams.settings import kafka_from_env
+
+    log = logging.getLogger("streams.cli")
+    try:
+        if args.command in KAFKA_COMMANDS:
+            kafka = kafka_from_env()
+            require_kafka(kafka, kafka.connect_timeout_ms / 1000)
+        code: int = args._run(args)
+    except (RefusedError, ConfigError) as exc:
+        log.critical("%s", exc)
+        return EXIT_CONFIG
+    except UnreachableError as exc:
+        log.critical("%s", exc)
+        return EXIT_UNAVAILABLE
+    except Exception as exc:
+        found = dependency_error(exc)
+        if found is None:
+            raise
+        log.critical("%s", found)
+        return EXIT_CONFIG if isinstance(found, RefusedError) else EXIT_UNAVAILABLE
     return code
 
 

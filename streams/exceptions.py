@@ -18,3 +18,19 @@ class UnreachableError(ReconError):
 
     Its message is one line naming what, where (never with credentials) and why.
     """
+
+
+class RefusedError(ReconError):
+    """A dependency refused this process's credentials, or this process refused the
+    dependency's certificate: a setting is wrong, and no retry can help.
+
+    Its message is one line naming what, where and why, never a password.
+    """
+
+
+# Exit statuses of every ``recon`` process (sysexits.h), for an orchestrator to tell a wrong
+# setting (do not restart in a loop) from a dependency that is down (retry later).
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: a dependency did not answer
+EXIT_CONFIG = (
+    78  # EX_CONFIG: a dependency refused the credentials, or its certificate is not trusted
+)

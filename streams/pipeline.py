@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 from confluent_kafka.admin import AdminClient
 
-from streams.settings import TopicNames
+from streams.settings import KAFKA_SETTINGS, TopicNames
 from streams.worker.settings import WorkerSettings
 from streams.worker.topics import create_topics, faust_internal_topic_names, topic_names
 
@@ -44,9 +44,11 @@ def env_for(
     settings: WorkerSettings, data_dir: Path, schema: str, database_url: str
 ) -> dict[str, str]:
     t, m = settings.topics, settings.match
+    # The run's Kafka settings whole (SASL and TLS too), none left over from this process.
+    inherited = {k: v for k, v in os.environ.items() if k not in KAFKA_SETTINGS}
     return {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        **inherited,
+        **settings.kafka.env(),
         "DATABASE_URL": database_url,
         "RECON_APP_ID": settings.app_id,
         "RECON_TOPIC_PAYMENTS": t.payments,

@@ -16,6 +16,25 @@ from streams.exceptions import ConfigError
 
 LOCAL_KAFKA = "127.0.0.1:19092"
 LOCAL_DATABASE_URL = "postgresql://recon:recon@127.0.0.1:55432/recon"
+# The local set-up's ports (.ci/kafka.sh, .ci/postgres.sh); the local defaults follow them, so a
+# second checkout on other ports needs no KAFKA_BOOTSTRAP_SERVERS or DATABASE_URL.
+LOCAL_KAFKA_PORT_SETTING = "RECON_KAFKA_PORT"
+LOCAL_PG_PORT_SETTING = "RECON_PG_PORT"
+
+
+def local_kafka(env: Mapping[str, str] | None = None) -> str:
+    """The local broker's PLAINTEXT address: ``RECON_KAFKA_PORT`` or 19092."""
+    env = os.environ if env is None else env
+    port = get_int(env, LOCAL_KAFKA_PORT_SETTING, 19092)
+    return f"127.0.0.1:{port}"
+
+
+def local_database_url(env: Mapping[str, str] | None = None) -> str:
+    """The local server's URL: ``RECON_PG_PORT`` or 55432."""
+    env = os.environ if env is None else env
+    port = get_int(env, LOCAL_PG_PORT_SETTING, 55432)
+    return f"postgresql://recon:recon@127.0.0.1:{port}/recon"
+
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -58,8 +77,64 @@ class KafkaSettings:
             conf["ssl.ca.location"] = self.ssl_cafile
         return conf
 
+    def check(self) -> None:
+        """Raise :class:`ConfigError` naming the setting when these settings cannot work: an
+        unknown protocol, SASL without a supported mechanism or a user, a CA file that cannot
+        be read. Every process checks them at start-up (streams.health.require_kafka)."""
+        protocol = self.security_protocol.upper()
+        if protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(SECURITY_PROTOCOLS)},"
+                f" got {self.security_protocol!r}"
+            )
+        if protocol.startswith("SASL_"):
+            if (self.sasl_mechanism or "").upper() not in SASL_MECHANISMS:
+                raise ConfigError(
+                    f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_MECHANISM, one of"
+                    f" {', '.join(SASL_MECHANISMS)}; got {self.sasl_mechanism!r}"
+                )
+            if not self.sasl_username or not self.sasl_password:
+                raise ConfigError(
+                    f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and"
+                    " KAFKA_SASL_PASSWORD"
+                )
+        if self.ssl_cafile and not os.access(self.ssl_cafile, os.R_OK):
+            raise ConfigError(f"KAFKA_SSL_CAFILE cannot be read: {self.ssl_cafile}")
+
+    def env(self) -> dict[str, str]:
+        """These settings as the environment a child process reads them from
+        (:func:`kafka_from_env`); the unset ones are absent."""
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "KAFKA_SECURITY_PROTOCOL": self.security_protocol,
+            "KAFKA_CONNECT_TIMEOUT": f"{self.connect_timeout_ms}ms",
+        }
+        optional = {
+            "KAFKA_SASL_MECHANISM": self.sasl_mechanism,
+            "KAFKA_SASL_USERNAME": self.sasl_username,
+            "KAFKA_SASL_PASSWORD": self.sasl_password,
+            "KAFKA_SSL_CAFILE": self.ssl_cafile,
+        }
+        env.update({name: value for name, value in optional.items() if value is not None})
+        return env
+
+
+# Every variable :func:`kafka_from_env` reads.
+KAFKA_SETTINGS = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_CAFILE",
+    "KAFKA_CONNECT_TIMEOUT",
+)
+
 
 LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+# The mechanisms both clients (librdkafka and aiokafka) take from a user name and a password.
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +177,7 @@ def get_retention(env: Mapping[str, str], name: str, default_ms: int) -> int:
 def kafka_from_env(env: Mapping[str, str] | None = None) -> KafkaSettings:
     env = os.environ if env is None else env
     return KafkaSettings(
-        bootstrap_servers=get_str(env, "KAFKA_BOOTSTRAP_SERVERS", LOCAL_KAFKA),
+        bootstrap_servers=get_str(env, "KAFKA_BOOTSTRAP_SERVERS", local_kafka(env)),
         security_protocol=get_str(env, "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
         sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
         sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
@@ -126,4 +201,4 @@ def topics_from_env(env: Mapping[str, str] | None = None) -> TopicNames:
 
 def database_url_from_env(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
-    return get_str(env, "DATABASE_URL", LOCAL_DATABASE_URL)
+    return get_str(env, "DATABASE_URL", local_database_url(env))

@@ -6,6 +6,8 @@ command that starts it.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -14,10 +16,18 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from ci_support import missing
+from ci_support import ROOT, missing
 from streams.settings import KafkaSettings, database_url_from_env, kafka_from_env
 
-INTEGRATION_FIXTURES = {"kafka", "kafka_admin", "new_topic", "database_url", "pg_schema"}
+INTEGRATION_FIXTURES = {
+    "kafka",
+    "kafka_admin",
+    "new_topic",
+    "database_url",
+    "pg_schema",
+    "kafka_sasl",
+    "database_tls_url",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -91,3 +101,65 @@ def pg_schema(database_url: str) -> Iterator[str]:
     yield schema
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def _set_up_output(script: str, command: str) -> str:
+    """What ``.ci/<script> <command>`` prints (the local set-up's secured endpoints), or ''."""
+    try:
+        done = subprocess.run(
+            [str(ROOT / ".ci" / script), command],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def parse_env_lines(text: str) -> dict[str, str]:
+    """``KEY=value`` lines (a client.env file) as a mapping."""
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return {key.strip(): value.strip() for key, value in pairs if not key.startswith("#")}
+
+
+@pytest.fixture(scope="session")
+def kafka_sasl(kafka: KafkaSettings) -> KafkaSettings:
+    """The cluster's SASL_SSL listener (SCRAM-SHA-512 over TLS): the KAFKA_* lines of the file
+    RECON_KAFKA_SASL_ENV names (an existing cluster), else of `.ci/kafka.sh env-sasl` (the
+    local broker's, made by `make up`)."""
+    from streams.health import require_kafka
+
+    given = os.environ.get("RECON_KAFKA_SASL_ENV")
+    if given:
+        with open(given, encoding="utf-8") as f:
+            text = f.read()
+    else:
+        text = _set_up_output("kafka.sh", "env-sasl")
+    env = parse_env_lines(text)
+    if not env:
+        source = given or ".ci/kafka.sh env-sasl"
+        _unavailable("Kafka's SASL_SSL listener", f"no client settings from {source}")
+    settings = kafka_from_env(env)
+    try:
+        require_kafka(settings, 15)
+    except Exception as exc:
+        _unavailable(f"Kafka's SASL_SSL listener at {settings.bootstrap_servers}", str(exc))
+    return settings
+
+
+@pytest.fixture(scope="session")
+def database_tls_url(database_url: str) -> str:
+    """A URL of a role that may log in only over TLS with its password, with
+    sslmode=verify-full: RECON_DATABASE_TLS_URL (an existing server), else the local
+    server's from `.ci/postgres.sh url-tls` (made by `make up`)."""
+    url = os.environ.get("RECON_DATABASE_TLS_URL") or _set_up_output("postgres.sh", "url-tls")
+    if not url:
+        _unavailable("PostgreSQL over TLS", "no URL from .ci/postgres.sh url-tls")
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        _unavailable("PostgreSQL over TLS", str(exc).strip())
+    return url

@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 from connectors.postgres.settings import SinkSettings
+from streams.exceptions import EXIT_CONFIG
 
 log = logging.getLogger("connectors.postgres")
 
@@ -59,13 +60,18 @@ def consumer_config(settings: SinkSettings) -> dict[str, Any]:
     return conf
 
 
-# A setting is wrong (sysexits EX_CONFIG): the credentials PostgreSQL refused.
-EXIT_CONFIG = 78
+# EXIT_CONFIG (78): a setting is wrong; Kafka or PostgreSQL refused the credentials, or its
+# certificate is not trusted. A restart cannot help, so the sink exits at once.
 
 
-def _refused_credentials(exc: BaseException) -> bool:
-    text = str(exc)
-    return "password authentication failed" in text or "authentication failed for user" in text
+def _refusal(settings: SinkSettings, exc: BaseException) -> str | None:
+    """One line when ``exc`` says a setting is wrong (see streams.health); else None."""
+    from streams.exceptions import RefusedError
+    from streams.health import database_refusal
+
+    if isinstance(exc, RefusedError):
+        return str(exc)
+    return database_refusal(exc.__cause__ or exc, settings.database_url)
 
 
 # A loop turn takes at most a poll, or a batch write; one that has not turned for this long
@@ -113,7 +119,7 @@ def run_sink(
     from connectors.loop import EXIT_RETRIES_EXHAUSTED, LoopSettings, SinkLoop
     from connectors.postgres.generations import GenerationError
     from connectors.postgres.writer import PostgresSink
-    from streams.exceptions import UnreachableError
+    from streams.exceptions import RefusedError, UnreachableError
     from streams.health import require_kafka
 
     sink = PostgresSink(settings)
@@ -126,9 +132,10 @@ def run_sink(
                 require_kafka(settings.kafka, settings.kafka.connect_timeout_ms / 1000)
                 sink.open()
                 break
-            except (UnreachableError, SinkUnavailableError) as exc:
-                if _refused_credentials(exc):
-                    log.error("PostgreSQL refused the credentials; not retrying: %s", exc)
+            except (UnreachableError, RefusedError, SinkUnavailableError) as exc:
+                refusal = _refusal(settings, exc)
+                if refusal is not None:
+                    log.error("%s; not retrying", refusal)
                     return EXIT_CONFIG
                 attempt += 1
                 if 0 <= settings.max_retries < attempt:
@@ -197,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["metrics_port"] = args.metrics_port
     if overrides:
         settings = dataclasses.replace(settings, **overrides)
+    settings.kafka.check()  # a wrong setting is one line (exit 78), before any client exists
     health = start_health(settings)
 
     stop = threading.Event()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-# A dependency did not answer at start-up (sysexits EX_UNAVAILABLE): an orchestrator retries.
-EXIT_UNAVAILABLE = 69
+from streams.exceptions import EXIT_CONFIG, EXIT_UNAVAILABLE
+
+# A dependency did not answer at start-up (EXIT_UNAVAILABLE, 69): an orchestrator retries. It
+# refused the credentials or its certificate is not trusted (EXIT_CONFIG, 78): a setting is wrong.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from streams import logs
-    from streams.exceptions import UnreachableError
+    from streams.exceptions import ConfigError, RefusedError, UnreachableError
     from streams.health import require_kafka
     from streams.worker.app import create_app
     from streams.worker.settings import worker_from_env
@@ -44,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     except UnreachableError as exc:
         logging.getLogger("streams.worker").critical("%s", exc)
         return EXIT_UNAVAILABLE
+    except (RefusedError, ConfigError) as exc:
+        logging.getLogger("streams.worker").critical("%s", exc)
+        return EXIT_CONFIG
     if args.no_create_topics:
         verify_copartitioned(settings)
     else:

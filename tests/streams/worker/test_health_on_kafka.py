@@ -36,17 +36,31 @@ MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_to
 PASSWORD = "Pw-4c1e9d-not-in-any-log"  # the test looks for it everywhere
 
 
-# (method, path) -> the answers allowed.
+# (method, path) -> the answers allowed. Every endpoint answers GET and HEAD only; any other
+# method is 405, Faust's own pages are gone, and an oversized path is a 4xx, never a crash.
+# A method no HTTP specification names is a 400 to the worker's parser (aiohttp's llhttp
+# refuses it before any routing) and a 405 to the sink's.
+ENDPOINTS = ("/health", "/ready", "/metrics", "/references/r-1")
+OTHER_METHODS = ("POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "SEARCH")
 HTTP_CASES: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/health"): (200,),
     ("HEAD", "/ready"): (200,),
     ("GET", "/metrics"): (200,),
-    ("POST", "/metrics"): (405,),
-    ("DELETE", "/ready"): (405,),
+    ("HEAD", "/metrics"): (200,),
+    **{(method, path): (405,) for method in OTHER_METHODS for path in ENDPOINTS[:3]},
+    **{("BREW", path): (400, 405) for path in ENDPOINTS[:3]},
     ("GET", "/router/"): (404,),
     ("GET", "/table/recon-state/x/"): (404,),
     ("GET", "/../../etc/passwd"): (404,),
     ("GET", "/x" * 5000): (400, 404, 414, 431),  # any 4xx, never a crash
+    ("GET", "/" + "x" * 100_000): (400, 404, 414, 431),
+    ("GET", "/health?" + "q" * 100_000): (400, 404, 414, 431),
+}
+# The worker's /references/{reference} page: GET and HEAD only too (the sink has no such page).
+WORKER_CASES: dict[tuple[str, str], tuple[int, ...]] = {
+    ("GET", "/references/r-1"): (404,),  # an unknown reference
+    **{(method, "/references/r-1"): (405,) for method in OTHER_METHODS},
+    ("BREW", "/references/r-1"): (400, 405),
 }
 
 
@@ -165,16 +179,30 @@ def test_logs_carry_correlation_fields_and_no_password(
             for path in ("/health", "/ready", "/metrics")
         ]
         logs = [worker.log_path.read_text(), sink.log_path.read_text()]
-        served = {
-            (name, method, path): http_get(port, path, method=method)[0]
-            for name, port in (("worker", pipe.settings.web_port), ("sink", sink_port))
-            for method, path in HTTP_CASES
+        cases = {
+            "worker": (pipe.settings.web_port, {**HTTP_CASES, **WORKER_CASES}),
+            "sink": (sink_port, HTTP_CASES),
         }
+        served = {
+            (name, method, path): (http_get(port, path, method=method)[0], want)
+            for name, (port, table) in cases.items()
+            for (method, path), want in table.items()
+        }
+        # Both still serve after all that.
+        after = [http_get(port, "/health")[0] for port, _ in cases.values()]
+        assert worker.proc is not None
+        assert worker.proc.poll() is None
+        assert sink.proc is not None
+        assert sink.proc.poll() is None
 
     # Only our endpoints, GET and HEAD only: Faust's /router and /table pages are off.
-    for (name, method, path), status in served.items():
-        want = HTTP_CASES[(method, path)]
-        assert status in want, (name, method, path[:40], status)
+    wrong = [
+        (name, method, path[:40], status)
+        for (name, method, path), (status, want) in served.items()
+        if status not in want
+    ]
+    assert wrong == []
+    assert after == [200, 200]
 
     # The run removed every topic it made, Faust's own included.
     left = AdminClient(kafka.confluent_config()).list_topics(timeout=30).topics
