@@ -99,10 +99,26 @@ def get_retention(env: Mapping[str, str], name: str, default_ms: int) -> int:
     return parse_duration_ms(raw) if raw else default_ms
 
 
+def local_kafka(env: Mapping[str, str] | None = None) -> str:
+    """The local broker of ``make up`` (.ci/kafka.sh): ``LOCAL_KAFKA``, or on the port
+    ``RECON_KAFKA_PORT`` when a checkout runs its own broker there."""
+    env = os.environ if env is None else env
+    port = env.get("RECON_KAFKA_PORT", "").strip()
+    return f"127.0.0.1:{port}" if port else LOCAL_KAFKA
+
+
+def local_database_url(env: Mapping[str, str] | None = None) -> str:
+    """The local PostgreSQL of ``make up`` (.ci/postgres.sh): ``LOCAL_DATABASE_URL``, or on the
+    port ``RECON_PG_PORT`` when a checkout runs its own server there."""
+    env = os.environ if env is None else env
+    port = env.get("RECON_PG_PORT", "").strip()
+    return f"postgresql://recon:recon@127.0.0.1:{port}/recon" if port else LOCAL_DATABASE_URL
+
+
 def kafka_from_env(env: Mapping[str, str] | None = None) -> KafkaSettings:
     env = os.environ if env is None else env
     return KafkaSettings(
-        bootstrap_servers=get_str(env, "KAFKA_BOOTSTRAP_SERVERS", LOCAL_KAFKA),
+        bootstrap_servers=get_str(env, "KAFKA_BOOTSTRAP_SERVERS", local_kafka(env)),
         security_protocol=get_str(env, "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
         sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
         sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
@@ -126,4 +142,4 @@ def topics_from_env(env: Mapping[str, str] | None = None) -> TopicNames:
 
 def database_url_from_env(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
-    return get_str(env, "DATABASE_URL", LOCAL_DATABASE_URL)
+    return get_str(env, "DATABASE_URL", local_database_url(env))

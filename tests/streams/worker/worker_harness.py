@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 from streams.contract.codec import decode_dead_letter, decode_exception, decode_match
 from streams.contract.model import DeadLetter, ExceptionRecord, MatchRecord
 from streams.pipeline import env_for
-from streams.settings import LOCAL_DATABASE_URL, KafkaSettings, TopicNames
+from streams.settings import KafkaSettings, TopicNames, database_url_from_env
 from streams.worker.settings import WorkerSettings
 
 
@@ -32,7 +32,7 @@ def worker_env(
     settings: WorkerSettings, data_dir: Path, port: int, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
     # The worker needs no database; the pipeline's environment builder covers the rest.
-    env = env_for(settings, data_dir, schema="public", database_url=LOCAL_DATABASE_URL)
+    env = env_for(settings, data_dir, schema="public", database_url=database_url_from_env())
     env["RECON_WEB_PORT"] = str(port)
     env.update(extra or {})
     return env
