@@ -73,6 +73,11 @@ CURRENCIES: Final[frozenset[str]] = frozenset(c.alpha_3 for c in pycountry.curre
 MAX_ID_LEN: Final = 128
 MAX_REFERENCE_LEN: Final = 128
 MAX_AMOUNT: Final = 2**63 - 1
+#: The least float beyond MAX_AMOUNT. A JSON number past the 64-bit range (orjson reads it as
+#: a float) is out of range when its magnitude is at least this. Compared as floats on both
+#: sides: mypyc compares a float with an int as floats, where MAX_AMOUNT rounds up to 2**63,
+#: so ``abs(x) > MAX_AMOUNT`` was False for x = -2**63 - 1 once compiled and True in Python.
+_FLOAT_PAST_AMOUNT: Final = 9223372036854775808.0
 #: Accepted event times: 1970-01-01T00:00:00.000Z .. 9999-12-31T23:59:59.999Z.
 MIN_EVENT_TIME_MS: Final = 0
 MAX_EVENT_TIME_MS: Final = 253_402_300_799_999
@@ -213,7 +218,7 @@ def validate_record(
     if type(amount) is not int:
         if amount is None:
             return _missing("amount_minor")
-        if type(amount) is float and abs(amount) > MAX_AMOUNT:  # huge JSON integer literal
+        if type(amount) is float and abs(amount) >= _FLOAT_PAST_AMOUNT:  # a huge JSON number
             return Rejection(RejectReason.BAD_AMOUNT, "amount_minor is out of range")
         return _bad_type("amount_minor", "an integer", amount)
     if amount <= 0 or amount > MAX_AMOUNT:

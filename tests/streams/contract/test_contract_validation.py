@@ -263,6 +263,31 @@ REJECTIONS: list[tuple[str, Side, bytes | None, bytes | None, RejectReason]] = [
         ),
         RejectReason.BAD_AMOUNT,
     ),
+    # orjson reads a number past 64 bits as a float: 2**63 or more in magnitude is out of range
+    # (compiled and pure Python alike: once compiled, a float-int comparison rounded 2**63-1 up).
+    (
+        "amount just below -2**63",
+        Side.PAYMENT,
+        KEY,
+        _json(PAYMENT, amount_minor=0).replace(
+            b'"amount_minor":0', b'"amount_minor":-9223372036854775809'
+        ),
+        RejectReason.BAD_AMOUNT,
+    ),
+    (
+        "float amount 2**63",
+        Side.PAYMENT,
+        KEY,
+        _json(PAYMENT, amount_minor=2.0**63),
+        RejectReason.BAD_AMOUNT,
+    ),
+    (
+        "float amount just under 2**63",
+        Side.PAYMENT,
+        KEY,
+        _json(PAYMENT, amount_minor=2.0**63 - 1024),
+        RejectReason.BAD_TYPE,
+    ),
     (
         "empty reference",
         Side.PAYMENT,
