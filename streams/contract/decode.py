@@ -81,6 +81,7 @@ _FLOAT_PAST_AMOUNT: Final = 9223372036854775808.0
 #: Accepted event times: 1970-01-01T00:00:00.000Z .. 9999-12-31T23:59:59.999Z.
 MIN_EVENT_TIME_MS: Final = 0
 MAX_EVENT_TIME_MS: Final = 253_402_300_799_999
+_FLOAT_MAX_EVENT_TIME_MS: Final = 253_402_300_799_999.0  # exact: below 2**53
 
 _PAYMENT_KINDS: Final = {"payment": Flow.PAYMENT, "refund": Flow.REFUND}
 _LEDGER_DIRECTIONS: Final = {"credit": Flow.PAYMENT, "debit": Flow.REFUND}
@@ -130,6 +131,10 @@ def parse_event_time(value: object) -> int | Rejection:
         ms = secs * 1000 + dt.microsecond // 1000  # fromisoformat truncates to microseconds
     elif value is None:
         return Rejection(RejectReason.MISSING_FIELD, "missing required field 'event_time'")
+    elif type(value) is float and abs(value) > _FLOAT_MAX_EVENT_TIME_MS:
+        # A JSON number past the range of event times, e.g. an integer beyond 64 bits (which
+        # orjson reads as a float): out of range, as amounts are (BAD_AMOUNT).
+        return Rejection(RejectReason.BAD_EVENT_TIME, f"event_time {value!r} is out of range")
     else:
         return Rejection(
             RejectReason.BAD_TYPE,

@@ -310,6 +310,39 @@ REJECTIONS: list[tuple[str, Side, bytes | None, bytes | None, RejectReason]] = [
         RejectReason.BAD_EVENT_TIME,
     ),
     ("negative epoch", Side.LEDGER, KEY, _json(LEDGER, event_time=-1), RejectReason.BAD_EVENT_TIME),
+    # A number past 64 bits (orjson: a float) or any float past year 9999 is out of range.
+    (
+        "event time beyond u64",
+        Side.LEDGER,
+        KEY,
+        _json(LEDGER, event_time=0).replace(
+            b'"event_time":0', b'"event_time":18446744073709551616'
+        ),
+        RejectReason.BAD_EVENT_TIME,
+    ),
+    (
+        "event time below -2**63",
+        Side.LEDGER,
+        KEY,
+        _json(LEDGER, event_time=0).replace(
+            b'"event_time":0', b'"event_time":-100000000000000000000'
+        ),
+        RejectReason.BAD_EVENT_TIME,
+    ),
+    (
+        "heartbeat time 1e300",
+        Side.LEDGER,
+        None,
+        b'{"event_time": 1e300}',
+        RejectReason.BAD_EVENT_TIME,
+    ),
+    (
+        "float event time in range",
+        Side.LEDGER,
+        KEY,
+        _json(LEDGER, event_time=1.7e12),
+        RejectReason.BAD_TYPE,
+    ),
     (
         "bad heartbeat time",
         Side.LEDGER,
