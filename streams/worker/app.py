@@ -38,7 +38,7 @@ from streams.engine.progress import progress
 from streams.health import Prober, kafka_probe
 from streams.state.base import KeyValueStore
 from streams.state.rocksdict_store import RocksDictStore
-from streams.worker import metrics
+from streams.worker import lenient_records, metrics
 from streams.worker.changelog import StagedStore
 from streams.worker.faust_batches import SCHEME, PartitionBatch, input_lags
 from streams.worker.heartbeats import IdleTracker, heartbeat_value
@@ -122,6 +122,8 @@ class _App(faust.App):
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
+    # A header key that is not UTF-8 must not crash the fetch (streams/worker/lenient_records.py).
+    lenient_records.install()
     hosts = settings.kafka.bootstrap_servers.split(",")
     app = _App(
         settings.app_id,
