@@ -91,13 +91,13 @@ def test_aiokafka_alone_fails_and_lenient_reading_does_not(codec: int) -> None:
 
 
 def test_batches_with_good_headers_are_aiokafkas_own() -> None:
-    good = [(b"R", b"v", [(b"a", b"b")]), (b"S", None, [])]
+    good: list[Rec] = [(b"R", b"v", [(b"a", b"b")]), (b"S", None, [])]
     data = batch(7, good, 3) + batch(9, good, 0)
     assert read(data, LenientMemoryRecords) == read(data, MemoryRecords)
 
 
 def test_read_batch_matches_aiokafka_on_valid_batches() -> None:
-    good = [
+    good: list[Rec] = [
         (b"R" * n, b"v" * (n * 37), [(b"h%d" % j, b"x" * j) for j in range(n % 4)])
         for n in range(50)
     ]
