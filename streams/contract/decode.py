@@ -159,6 +159,12 @@ def unstorable_text(text: str) -> str | None:
     return None
 
 
+_NOT_A_HEARTBEAT: Final = (
+    "missing required field 'event_id' (a heartbeat has event_time and no other field; "
+    "this record has others, so it is read as an event)"
+)
+
+
 def _missing(name: str) -> Rejection:
     return Rejection(RejectReason.MISSING_FIELD, f"missing required field {name!r}")
 
@@ -190,11 +196,11 @@ def validate_record(
 
     event_id = get("event_id")
     if type(event_id) is not str:
-        return (
-            _missing("event_id")
-            if event_id is None
-            else _bad_type("event_id", "a string", event_id)
-        )
+        if event_id is not None:
+            return _bad_type("event_id", "a string", event_id)
+        if "event_time" in record:
+            return Rejection(RejectReason.MISSING_FIELD, _NOT_A_HEARTBEAT)
+        return _missing("event_id")
     if not event_id or len(event_id) > MAX_ID_LEN:
         return Rejection(RejectReason.BAD_VALUE, f"event_id must have 1 to {MAX_ID_LEN} characters")
     problem = unstorable_text(event_id)

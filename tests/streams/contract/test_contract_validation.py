@@ -682,6 +682,26 @@ def test_heartbeats(side: Side, key: bytes | None, value: bytes, expected_ms: in
 
 
 @pytest.mark.parametrize(
+    "value",
+    [
+        b'{"event_time": 0, "source": "psp"}',
+        b'{"event_time": 0, "event_id": null}',
+        b'{"event_time": 0, "heartbeat": true}',
+    ],
+)
+def test_a_heartbeat_with_other_fields_is_an_event_and_the_detail_says_so(value: bytes) -> None:
+    result = decode_input(Side.LEDGER, None, value, 0)
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.MISSING_FIELD
+    assert "event_id" in result.detail
+    assert "heartbeat has event_time and no other field" in result.detail
+    # An event without a time is told only what it misses.
+    other = decode_input(Side.LEDGER, None, b'{"reference": "R"}', 0)
+    assert isinstance(other, Rejection)
+    assert other.detail == "missing required field 'event_id'"
+
+
+@pytest.mark.parametrize(
     ("changes", "reason", "words"),
     [
         ({"event_id": "e\x00"}, RejectReason.BAD_VALUE, ("event_id", "NUL")),
