@@ -135,41 +135,51 @@ class _RawHeaderKey(str):
         return self.raw
 
 
-async def _send_raw_headers(
-    kafka: KafkaSettings, records: list[tuple[int, str, int, Item]]
-) -> list[tuple[int, Position | None, str | None]]:
-    """Send records whose header keys confluent-kafka cannot send (not UTF-8, or with a NUL),
-    as a Go or C producer can: through aiokafka with its Python record builder."""
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+class _RawHeaderProducer:
+    """Sends records whose header keys confluent-kafka cannot send (not UTF-8, or with a NUL),
+    as a Go or C producer can: through aiokafka with its Python record builder, one record at
+    a time, each acknowledged before the next record of the run is produced."""
 
-    assert kafka.security_protocol == "PLAINTEXT", "raw-header records: PLAINTEXT only"
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
-    await producer.start()
-    out: list[tuple[int, Position | None, str | None]] = []
-    try:
-        for index, topic, partition, item in records:
-            batch = producer.create_batch()
-            batch._builder = _DefaultRecordBatchBuilderPy(
-                2,
-                0,
-                is_transactional=0,
-                producer_id=-1,
-                producer_epoch=-1,
-                base_sequence=0,
-                batch_size=LARGE_PRODUCER_LIMIT,
-            )
-            headers = [(_RawHeaderKey(k), v) for k, v in item.headers]
-            batch.append(key=item.key, value=item.value, timestamp=None, headers=headers)
-            batch.close()
-            try:
-                meta = await (await producer.send_batch(batch, topic, partition=partition))
-                out.append((index, (topic, int(meta.partition), int(meta.offset)), None))
-            except Exception as exc:  # reported as a refusal of that record
-                out.append((index, None, repr(exc)))
-    finally:
-        await producer.stop()
-    return out
+    def __init__(self, kafka: KafkaSettings) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        assert kafka.security_protocol == "PLAINTEXT", "raw-header records: PLAINTEXT only"
+        self._loop = asyncio.new_event_loop()
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap_servers, acks="all", loop=self._loop
+        )
+        self._loop.run_until_complete(self._producer.start())
+
+    def send(self, topic: str, partition: int, item: Item) -> tuple[Position | None, str | None]:
+        return self._loop.run_until_complete(self._send(topic, partition, item))
+
+    async def _send(
+        self, topic: str, partition: int, item: Item
+    ) -> tuple[Position | None, str | None]:
+        from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+
+        batch = self._producer.create_batch()
+        batch._builder = _DefaultRecordBatchBuilderPy(
+            2,
+            0,
+            is_transactional=0,
+            producer_id=-1,
+            producer_epoch=-1,
+            base_sequence=0,
+            batch_size=LARGE_PRODUCER_LIMIT,
+        )
+        headers = [(_RawHeaderKey(k), v) for k, v in item.headers]
+        batch.append(key=item.key, value=item.value, timestamp=None, headers=headers)
+        batch.close()
+        try:
+            meta = await (await self._producer.send_batch(batch, topic, partition=partition))
+        except Exception as exc:  # reported as a refusal of that record
+            return None, repr(exc)
+        return (topic, int(meta.partition), int(meta.offset)), None
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._producer.stop())
+        self._loop.close()
 
 
 def _send_all(
@@ -194,34 +204,48 @@ def _send_all(
     refused: dict[int, str] = {}
 
     # The simulated records in their order, the bad corpus items at random places among them,
-    # then the accepted groups in their order (their event times follow the simulation's).
+    # then the accepted groups in their order (their event times follow the simulation's, and
+    # an accepted record sent out of its order could be late, which changes its outcome).
     plan: list[tuple[float, tuple[str, int]]] = [
         (float(i), ("sim", i)) for i in range(len(sim_records))
     ]
-    plan += [
-        (rng.uniform(0, len(sim_records)), ("corpus", i.index))
-        for i in corpus.items
-        if i.bad and not i.raw_headers
-    ]
+    plan += [(rng.uniform(0, len(sim_records)), ("corpus", i.index)) for i in corpus.items if i.bad]
     plan.sort(key=lambda entry: entry[0])
     order = [origin for _, origin in plan]
-    order += [("corpus", i.index) for i in corpus.items if not i.bad and not i.raw_headers]
-    raw = [i for i in corpus.items if i.raw_headers]
+    order += [("corpus", i.index) for i in corpus.items if not i.bad]
+    raw: _RawHeaderProducer | None = None
+    raw_done: list[tuple[int, Position | None, str | None]] = []
 
-    for origin in order:
-        if origin[0] == "sim":
-            record = sim_records[origin[1]]
-            error = _send(
-                default,
-                names[record.side],
-                record.key,
-                encode_value(record, "json"),
-                partition=None,
-                on_delivery=delivery.callback(origin),
-            )
-            assert error is None, error
-        else:
+    try:
+        for origin in order:
+            if origin[0] == "sim":
+                record = sim_records[origin[1]]
+                error = _send(
+                    default,
+                    names[record.side],
+                    record.key,
+                    encode_value(record, "json"),
+                    partition=None,
+                    on_delivery=delivery.callback(origin),
+                )
+                assert error is None, error
+                default.poll(0)
+                continue
             item = corpus.items[origin[1]]
+            partition = _partition(item, partitions)
+            if item.raw_headers:
+                # In its place in the run: what was produced before is delivered first.
+                assert default.flush(120) == large.flush(120) == 0
+                raw = raw or _RawHeaderProducer(kafka)
+                if partition is None:
+                    partition = (
+                        rng.randrange(partitions)
+                        if item.key is None
+                        else partition_for(item.key, partitions)
+                    )
+                position, error = raw.send(names[item.side], partition, item)
+                raw_done.append((item.index, position, error))
+                continue
             producer = large if item.producer == "large" else default
             error = _send(
                 producer,
@@ -229,28 +253,19 @@ def _send_all(
                 item.key,
                 item.value,
                 headers=item.headers,
-                partition=_partition(item, partitions),
+                partition=partition,
                 on_delivery=delivery.callback(origin),
             )
             if error is not None:
                 refused[item.index] = error
-        default.poll(0)
-        large.poll(0)
+            default.poll(0)
+            large.poll(0)
+    finally:
+        if raw is not None:
+            raw.close()
     for p in (default, large):
         remaining = p.flush(120)
         assert remaining == 0, f"{remaining} records not delivered in 120 s"
-
-    raw_plan = []
-    for item in raw:
-        part = _partition(item, partitions)
-        if part is None:
-            part = (
-                rng.randrange(partitions)
-                if item.key is None
-                else partition_for(item.key, partitions)
-            )
-        raw_plan.append((item.index, names[item.side], part, item))
-    raw_done = asyncio.run(_send_raw_headers(kafka, raw_plan)) if raw_plan else []
 
     positions: dict[Position, tuple[str, int]] = {}
     for origin, position, error in delivery.done:
@@ -515,3 +530,45 @@ def run_fuzz(
         ),
         "seconds": round(time.monotonic() - started, 1),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.fuzz.run [--count N] [--seed S] [--valid N]``: one run on the local
+    broker and database (RECON_KAFKA_PORT, RECON_PG_PORT, or KAFKA_BOOTSTRAP_SERVERS and
+    DATABASE_URL); prints the report as JSON; exit 1 unless it is clean."""
+    import argparse
+    import json
+    import tempfile
+    import uuid
+    from pathlib import Path
+
+    from streams.pipeline import pipeline
+    from streams.settings import database_url_from_env, kafka_from_env
+    from streams.worker.settings import WorkerSettings
+    from tests.fuzz.corpus import DEFAULT_COUNT, DEFAULT_SEED
+
+    parser = argparse.ArgumentParser(description="the fuzz corpus through a worker and a sink")
+    parser.add_argument("--count", type=int, default=DEFAULT_COUNT)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--valid", type=int, default=None)
+    parser.add_argument("--timeout", type=float, default=900.0)
+    args = parser.parse_args(argv)
+    kafka = kafka_from_env()
+    base = WorkerSettings(kafka=kafka, match=FUZZ_MATCH, partitions=3)
+    with tempfile.TemporaryDirectory(prefix="recon-fuzz-") as work:
+        schema = f"fuzz_{uuid.uuid4().hex[:10]}"
+        with pipeline(base, database_url_from_env(), Path(work), schema) as pipe:
+            report = run_fuzz(
+                pipe, kafka, args.count, args.seed, valid=args.valid, timeout=args.timeout
+            )
+    print(json.dumps(report, indent=2))
+    clean = (
+        not report["problems"]
+        and report["worker_exits"] == report["lost"] == report["doubled"] == 0
+        and report["wrong_reason"] == 0
+    )
+    return 0 if clean else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
