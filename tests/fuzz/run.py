@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import psycopg
@@ -333,6 +333,20 @@ def _duplicate_rows(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
+def _trial_balance(pipe: Pipeline, registry_url: str) -> list[str]:
+    """``recon verify`` on the run: every input in exactly one place (its findings)."""
+    from connectors.postgres.settings import sink_settings_from_env
+    from streams.ops.verify_command import trial_balance
+    from streams.pipeline import env_for
+
+    worker = replace(pipe.settings, schema_registry_url=registry_url)
+    sink = sink_settings_from_env(
+        env_for(worker, pipe.work_dir / "verify", pipe.schema, pipe.database_url)
+    )
+    verdict = trial_balance(worker, sink, wait_s=60, progress=False)
+    return [str(f) for f in verdict.findings]
+
+
 def run_fuzz(
     pipe: Pipeline,
     kafka: KafkaSettings,
@@ -375,6 +389,7 @@ def run_fuzz(
     * ``dead_lettered``: the worker's dead letters in PostgreSQL; ``by_reason``: them by reason;
       ``expected_by_reason``: what the corpus and the simulation expect;
     * ``worker_exits``: 1 if the worker process exited during the run, else 0;
+    * ``verify_findings``: imbalances ``recon verify`` (the trial balance) finds in the run;
     * ``problems``: up to 20 lines naming what differs (empty when all is as expected);
     * ``categories``: bad records sent by corpus category; ``raw_header_records``: records
       sent with header keys confluent-kafka cannot send; ``seconds``: the run's duration.
@@ -451,6 +466,8 @@ def run_fuzz(
             dead, sink_dead = _dead_letters(conn)
             doubled = _duplicate_rows(conn)
             problems += differences(truth, conn)
+        verify_findings = _trial_balance(pipe, stub.url) if not exited else []
+        problems += [f"recon verify: {f}" for f in verify_findings[:5]]
     finally:
         stub.close()
 
@@ -521,6 +538,7 @@ def run_fuzz(
         "by_reason": dict(sorted(by_reason.items())),
         "expected_by_reason": dict(sorted((k, v) for k, v in truth.dead_letters.items() if v)),
         "worker_exits": int(exited),
+        "verify_findings": len(verify_findings),
         "problems": problems[:20],
         "categories": dict(sorted(categories.items())),
         "raw_header_records": sum(

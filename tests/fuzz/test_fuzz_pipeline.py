@@ -29,6 +29,7 @@ def test_fuzz_sample_through_worker_and_sink(
     print(report)
     assert report["problems"] == []
     assert report["worker_exits"] == 0
+    assert report["verify_findings"] == 0  # recon verify: every input in exactly one place
     assert report["lost"] == 0
     assert report["doubled"] == 0
     assert report["wrong_reason"] == 0
