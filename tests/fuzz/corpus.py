@@ -26,7 +26,7 @@ import argparse
 import random
 import string
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -1484,10 +1484,6 @@ def generate(
         run(c)
         bad += sum(1 for i in g.corpus.items[before:] if i.bad)
     return g.corpus
-
-
-def iter_cases() -> Iterator[Case]:
-    return iter(CASES)
 
 
 def main(argv: list[str] | None = None) -> int:
