@@ -144,11 +144,14 @@ class _RawHeaderProducer:
         from aiokafka import AIOKafkaProducer
 
         assert kafka.security_protocol == "PLAINTEXT", "raw-header records: PLAINTEXT only"
+
+        async def start() -> AIOKafkaProducer:
+            producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+            await producer.start()
+            return producer
+
         self._loop = asyncio.new_event_loop()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers, acks="all", loop=self._loop
-        )
-        self._loop.run_until_complete(self._producer.start())
+        self._producer = self._loop.run_until_complete(start())
 
     def send(self, topic: str, partition: int, item: Item) -> tuple[Position | None, str | None]:
         return self._loop.run_until_complete(self._send(topic, partition, item))
