@@ -166,11 +166,11 @@ class _LenientBatch:
         except (UnicodeDecodeError, CorruptRecordException) as exc:
             if not _header_key_error(exc):
                 raise
+            # One constant message: repeated, it is held back like any (streams/logs.py).
             log.warning(
-                "a record batch at offset %d has a header key that is not UTF-8 (%s); its "
-                "records are read with that key's bytes escaped (the worker reads no headers)",
-                self._batch.base_offset,
-                exc.__cause__ or exc,
+                "a record batch has a header key that is not UTF-8; its records are read with "
+                "that key's bytes escaped (the worker reads no headers)",
+                extra={"offset": self._batch.base_offset},
             )
             yield from read_batch(bytes(self._raw))
 
