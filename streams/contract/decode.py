@@ -73,9 +73,15 @@ CURRENCIES: Final[frozenset[str]] = frozenset(c.alpha_3 for c in pycountry.curre
 MAX_ID_LEN: Final = 128
 MAX_REFERENCE_LEN: Final = 128
 MAX_AMOUNT: Final = 2**63 - 1
+#: The least float beyond MAX_AMOUNT. A JSON number past the 64-bit range (orjson reads it as
+#: a float) is out of range when its magnitude is at least this. Compared as floats on both
+#: sides: mypyc compares a float with an int as floats, where MAX_AMOUNT rounds up to 2**63,
+#: so ``abs(x) > MAX_AMOUNT`` was False for x = -2**63 - 1 once compiled and True in Python.
+_FLOAT_PAST_AMOUNT: Final = 9223372036854775808.0
 #: Accepted event times: 1970-01-01T00:00:00.000Z .. 9999-12-31T23:59:59.999Z.
 MIN_EVENT_TIME_MS: Final = 0
 MAX_EVENT_TIME_MS: Final = 253_402_300_799_999
+_FLOAT_MAX_EVENT_TIME_MS: Final = 253_402_300_799_999.0  # exact: below 2**53
 
 _PAYMENT_KINDS: Final = {"payment": Flow.PAYMENT, "refund": Flow.REFUND}
 _LEDGER_DIRECTIONS: Final = {"credit": Flow.PAYMENT, "debit": Flow.REFUND}
@@ -125,6 +131,10 @@ def parse_event_time(value: object) -> int | Rejection:
         ms = secs * 1000 + dt.microsecond // 1000  # fromisoformat truncates to microseconds
     elif value is None:
         return Rejection(RejectReason.MISSING_FIELD, "missing required field 'event_time'")
+    elif type(value) is float and abs(value) > _FLOAT_MAX_EVENT_TIME_MS:
+        # A JSON number past the range of event times, e.g. an integer beyond 64 bits (which
+        # orjson reads as a float): out of range, as amounts are (BAD_AMOUNT).
+        return Rejection(RejectReason.BAD_EVENT_TIME, f"event_time {value!r} is out of range")
     else:
         return Rejection(
             RejectReason.BAD_TYPE,
@@ -147,6 +157,12 @@ def unstorable_text(text: str) -> str | None:
         except UnicodeEncodeError as exc:
             return f"contains a lone surrogate (U+{ord(text[exc.start]):04X}), which is not UTF-8"
     return None
+
+
+_NOT_A_HEARTBEAT: Final = (
+    "missing required field 'event_id' (a heartbeat has event_time and no other field; "
+    "this record has others, so it is read as an event)"
+)
 
 
 def _missing(name: str) -> Rejection:
@@ -180,11 +196,11 @@ def validate_record(
 
     event_id = get("event_id")
     if type(event_id) is not str:
-        return (
-            _missing("event_id")
-            if event_id is None
-            else _bad_type("event_id", "a string", event_id)
-        )
+        if event_id is not None:
+            return _bad_type("event_id", "a string", event_id)
+        if "event_time" in record:
+            return Rejection(RejectReason.MISSING_FIELD, _NOT_A_HEARTBEAT)
+        return _missing("event_id")
     if not event_id or len(event_id) > MAX_ID_LEN:
         return Rejection(RejectReason.BAD_VALUE, f"event_id must have 1 to {MAX_ID_LEN} characters")
     problem = unstorable_text(event_id)
@@ -213,7 +229,7 @@ def validate_record(
     if type(amount) is not int:
         if amount is None:
             return _missing("amount_minor")
-        if type(amount) is float and abs(amount) > MAX_AMOUNT:  # huge JSON integer literal
+        if type(amount) is float and abs(amount) >= _FLOAT_PAST_AMOUNT:  # a huge JSON number
             return Rejection(RejectReason.BAD_AMOUNT, "amount_minor is out of range")
         return _bad_type("amount_minor", "an integer", amount)
     if amount <= 0 or amount > MAX_AMOUNT:

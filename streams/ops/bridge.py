@@ -56,11 +56,14 @@ class Bridge:
         old_partitions: int,
         new_partitions: int,
         group_id: str,
+        decoder: InputDecoder | None = None,
     ) -> None:
+        """``decoder``: the worker's (streams.worker.decoder.input_decoder), so that heartbeats
+        in the Confluent format are told from events too."""
         self._routes = dict(routes)
         self._old = old_partitions
         self._new = new_partitions
-        self._decoder = InputDecoder()
+        self._decoder = decoder or InputDecoder()
         self._consumer = Consumer(
             {
                 **kafka.confluent_config(),

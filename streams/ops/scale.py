@@ -34,6 +34,7 @@ from streams.ops.generations import Generation, children, connect, generation, p
 from streams.ops.generations import current as live_generation
 from streams.ops.replay import catch_up
 from streams.ops.verify_sources import input_ends
+from streams.worker.decoder import input_decoder
 from streams.worker.topics import verify_copartitioned
 
 
@@ -114,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         current.worker.partitions,
         args.partitions,
         group,
+        input_decoder(current.worker),
     )
     thread = threading.Thread(target=bridge.run, name="scale-bridge", daemon=True)
     thread.start()

@@ -23,7 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from connectors.postgres.settings import SinkSettings
-from streams.contract.decode import InputDecoder, Rejection, RejectReason
+from streams.contract.decode import Rejection, RejectReason
 from streams.contract.model import Heartbeat, InputEvent, Side
 from streams.engine.engine import MatchingEngine
 from streams.engine.views import GroupStatus
@@ -38,6 +38,7 @@ from streams.ops.verify import (
     StateMember,
 )
 from streams.state.rocksdict_store import RocksDictStore
+from streams.worker.decoder import input_decoder
 from streams.worker.partitioning import partition_for
 from streams.worker.restore import restore
 from streams.worker.settings import WorkerSettings
@@ -191,8 +192,9 @@ def read_inputs(
     ends: Mapping[tuple[str, int], int],
     progress: Progress | None = None,
 ) -> Iterator[InputRow]:
-    """The input records in ``[starts, ends)``, decoded and checked as the worker does."""
-    decoder = InputDecoder()
+    """The input records in ``[starts, ends)``, decoded and checked as the worker does (with
+    its schema registry too)."""
+    decoder = input_decoder(worker)
     sides = {worker.topics.payments: Side.PAYMENT, worker.topics.ledger: Side.LEDGER}
     ahead = worker.max_event_time_ahead_ms
     tps = [TopicPartition(t, p, starts.get((t, p), 0)) for t, p in ends]

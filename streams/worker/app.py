@@ -30,7 +30,6 @@ import orjson
 from faust.types import TP
 from prometheus_client import generate_latest
 
-from streams.contract.decode import InputDecoder
 from streams.contract.exceptions import SchemaRegistryUnavailableError
 from streams.contract.model import Side
 from streams.engine.engine import MatchingEngine
@@ -38,8 +37,9 @@ from streams.engine.progress import progress
 from streams.health import Prober, kafka_probe
 from streams.state.base import KeyValueStore
 from streams.state.rocksdict_store import RocksDictStore
-from streams.worker import metrics
+from streams.worker import lenient_records, metrics
 from streams.worker.changelog import StagedStore
+from streams.worker.decoder import input_decoder
 from streams.worker.faust_batches import SCHEME, PartitionBatch, group_membership, input_lags
 from streams.worker.heartbeats import IdleTracker, heartbeat_value
 from streams.worker.observe import WorkerObserver
@@ -79,17 +79,6 @@ def _broker_credentials(settings: WorkerSettings) -> Any:
     return None
 
 
-def _decoder(settings: WorkerSettings) -> InputDecoder:
-    if not settings.schema_registry_url:
-        return InputDecoder()
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-
-    conf = {"url": settings.schema_registry_url}
-    if settings.schema_registry_basic_auth:
-        conf["basic.auth.user.info"] = settings.schema_registry_basic_auth
-    return InputDecoder(schema_registry_client=SchemaRegistryClient(conf))
-
-
 def _in_thread(start: Any) -> Any:
     """A Faust task that calls ``start`` once the app runs (it starts its own thread)."""
 
@@ -122,6 +111,8 @@ class _App(faust.App):
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
+    # A header key that is not UTF-8 must not crash the fetch (streams/worker/lenient_records.py).
+    lenient_records.install()
     hosts = settings.kafka.bootstrap_servers.split(",")
     app = _App(
         settings.app_id,
@@ -228,7 +219,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         settings.topics,
         settings.partitions,
         store_for,
-        decoder=_decoder(settings),
+        decoder=input_decoder(settings),
         sweep_chunk=settings.sweep_chunk,
         max_event_time_ahead_ms=settings.max_event_time_ahead_ms,
         max_record_bytes=settings.max_record_bytes,

@@ -263,6 +263,31 @@ REJECTIONS: list[tuple[str, Side, bytes | None, bytes | None, RejectReason]] = [
         ),
         RejectReason.BAD_AMOUNT,
     ),
+    # orjson reads a number past 64 bits as a float: 2**63 or more in magnitude is out of range
+    # (compiled and pure Python alike: once compiled, a float-int comparison rounded 2**63-1 up).
+    (
+        "amount just below -2**63",
+        Side.PAYMENT,
+        KEY,
+        _json(PAYMENT, amount_minor=0).replace(
+            b'"amount_minor":0', b'"amount_minor":-9223372036854775809'
+        ),
+        RejectReason.BAD_AMOUNT,
+    ),
+    (
+        "float amount 2**63",
+        Side.PAYMENT,
+        KEY,
+        _json(PAYMENT, amount_minor=2.0**63),
+        RejectReason.BAD_AMOUNT,
+    ),
+    (
+        "float amount just under 2**63",
+        Side.PAYMENT,
+        KEY,
+        _json(PAYMENT, amount_minor=2.0**63 - 1024),
+        RejectReason.BAD_TYPE,
+    ),
     (
         "empty reference",
         Side.PAYMENT,
@@ -285,6 +310,39 @@ REJECTIONS: list[tuple[str, Side, bytes | None, bytes | None, RejectReason]] = [
         RejectReason.BAD_EVENT_TIME,
     ),
     ("negative epoch", Side.LEDGER, KEY, _json(LEDGER, event_time=-1), RejectReason.BAD_EVENT_TIME),
+    # A number past 64 bits (orjson: a float) or any float past year 9999 is out of range.
+    (
+        "event time beyond u64",
+        Side.LEDGER,
+        KEY,
+        _json(LEDGER, event_time=0).replace(
+            b'"event_time":0', b'"event_time":18446744073709551616'
+        ),
+        RejectReason.BAD_EVENT_TIME,
+    ),
+    (
+        "event time below -2**63",
+        Side.LEDGER,
+        KEY,
+        _json(LEDGER, event_time=0).replace(
+            b'"event_time":0', b'"event_time":-100000000000000000000'
+        ),
+        RejectReason.BAD_EVENT_TIME,
+    ),
+    (
+        "heartbeat time 1e300",
+        Side.LEDGER,
+        None,
+        b'{"event_time": 1e300}',
+        RejectReason.BAD_EVENT_TIME,
+    ),
+    (
+        "float event time in range",
+        Side.LEDGER,
+        KEY,
+        _json(LEDGER, event_time=1.7e12),
+        RejectReason.BAD_TYPE,
+    ),
     (
         "bad heartbeat time",
         Side.LEDGER,
@@ -621,6 +679,26 @@ def test_content_hash_covers_metadata_side_and_optional_fields() -> None:
 )
 def test_heartbeats(side: Side, key: bytes | None, value: bytes, expected_ms: int) -> None:
     assert decode_input(side, key, value, 9) == Heartbeat(side, expected_ms, 9)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"event_time": 0, "source": "psp"}',
+        b'{"event_time": 0, "event_id": null}',
+        b'{"event_time": 0, "heartbeat": true}',
+    ],
+)
+def test_a_heartbeat_with_other_fields_is_an_event_and_the_detail_says_so(value: bytes) -> None:
+    result = decode_input(Side.LEDGER, None, value, 0)
+    assert isinstance(result, Rejection)
+    assert result.reason is RejectReason.MISSING_FIELD
+    assert "event_id" in result.detail
+    assert "heartbeat has event_time and no other field" in result.detail
+    # An event without a time is told only what it misses.
+    other = decode_input(Side.LEDGER, None, b'{"reference": "R"}', 0)
+    assert isinstance(other, Rejection)
+    assert other.detail == "missing required field 'event_id'"
 
 
 @pytest.mark.parametrize(
