@@ -330,6 +330,25 @@ class Run:
             if p.proc is not None and p.proc.poll() is not None and p.pid not in self.killed
         ]
 
+    def dump_stacks(self) -> str:
+        """Every live worker's threads (py-spy, when installed), for a hang's post-mortem."""
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not Path(spy).exists():
+            return "no py-spy to dump the workers' stacks"
+        out = self.pipe.work_dir / "stacks.txt"
+        with out.open("ab") as f:
+            for p in self.workers.values():
+                if p.proc is not None and p.proc.poll() is None:
+                    f.write(f"== {p.name} (pid {p.pid})\n".encode())
+                    subprocess.run(
+                        [spy, "dump", "--locals", "--pid", str(p.pid)],
+                        stdout=f,
+                        stderr=f,
+                        timeout=60,
+                        check=False,
+                    )
+        return f"stacks in {out}"
+
     def pause(self, low: float = 0.5, high: float = 3.0) -> None:
         """A random moment: a fault lands anywhere in the batch cycle."""
         time.sleep(self.rng.uniform(low, high))
@@ -398,7 +417,8 @@ class Run:
             if not behind:
                 return time.monotonic() - since
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{which}: no progress on {behind} after {timeout}s")
+                dumps = self.dump_stacks()
+                raise TimeoutError(f"{which}: no progress on {behind} after {timeout}s; {dumps}")
             if exits := self.exits():
                 raise RuntimeError(f"while waiting for {which} progress: {exits}")
             time.sleep(0.2)
