@@ -11,12 +11,13 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from faults.harness import MATCH, ROOT, Figures, Run, run
-from streams.pipeline import worker_metric
+from streams.pipeline import free_port, pipeline, worker_metric
 from streams.settings import KafkaSettings
 from streams.simulate.scenarios import simulate
 from streams.worker.settings import WorkerSettings
@@ -270,6 +271,34 @@ def released_backlog(env: Env) -> Figures:
     return total
 
 
+def fuzz(env: Env) -> Figures:
+    """The fuzz corpus (tests/fuzz: >= 10,000 bad inputs in the full run) mixed with valid
+    traffic, through one worker and one sink that must never exit."""
+    from tests.fuzz.run import FUZZ_MATCH, run_fuzz
+
+    total = Figures("fuzz corpus")
+    count = 10_000 if env.full else 320
+    base = WorkerSettings(kafka=env.kafka, match=FUZZ_MATCH, partitions=3, web_port=free_port())
+    schema = f"f_fuzz_{uuid.uuid4().hex[:8]}"
+    with pipeline(base, env.database_url, env.work_root, schema) as pipe:
+        report = run_fuzz(pipe, env.kafka, count, env.seed, valid=None if env.full else 600)
+    total.trials = 1
+    total.sent = report["sent"]
+    total.lost, total.doubled = report["lost"], report["doubled"]
+    total.dead_lettered = report["dead_lettered"]
+    total.worker_exits = report["worker_exits"]
+    total.verify_failures = int(report["verify_findings"] > 0)
+    total.problems += report["problems"]
+    if report["wrong_reason"]:
+        total.problems.append(f"{report['wrong_reason']} records with another reason than expected")
+    if report["by_reason"] != report["expected_by_reason"]:
+        total.problems.append(f"by reason {report['by_reason']} != {report['expected_by_reason']}")
+    total.notes.update(
+        bad_sent=report["bad_sent"], refused=report["refused"], by_reason=report["by_reason"]
+    )
+    return total
+
+
 def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -286,4 +315,5 @@ SCENARIOS: dict[str, Callable[[Env], Figures]] = {
     "broker-kill": broker_kill,
     "rebalance": rebalance,
     "backlog": released_backlog,
+    "fuzz": fuzz,
 }
