@@ -71,7 +71,7 @@ test: up native chromium promtool helm
 SHORT ?=
 ONLY ?=
 faults: up native
-	PYTHONPATH=tests $(BIN)/python -m faults $(if $(SHORT),,--full) $(if $(ONLY),--only $(ONLY)) --markdown .local/faults/table.md
+	$(BIN)/python -m tests.faults $(if $(SHORT),,--full) $(if $(ONLY),--only $(ONLY)) --markdown .local/faults/table.md
 
 test-unit: native
 	$(BIN)/pytest -m 'not integration' $(PYTEST_ARGS)

@@ -13,6 +13,8 @@ input records (docs/delivery.md).
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,6 +22,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.settings import KafkaSettings
 from streams.worker.exceptions import WorkerError
+
+log = logging.getLogger(__name__)
 
 
 class DeliveryFailedError(WorkerError):
@@ -188,6 +192,7 @@ class TransactionalSender(BatchSender):
         self._open = False
         try:
             self.flush(timeout)  # serves the delivery reports: their offsets are the positions
+            deadline = time.monotonic() + 3 * timeout
             while True:
                 try:
                     self._producer.commit_transaction(timeout)
@@ -195,9 +200,22 @@ class TransactionalSender(BatchSender):
                 except KafkaException as exc:
                     if not exc.args[0].retriable():
                         raise
-        except (KafkaException, DeliveryFailedError) as exc:
+                    log.warning("the transaction's commit is not confirmed yet: %s", exc.args[0])
+                    if time.monotonic() > deadline:
+                        # Neither committed nor aborted for sure: only a new registration of
+                        # the transactional id settles it (renew()), as a restart would.
+                        raise DeliveryFailedError(
+                            f"transaction commit unconfirmed after {3 * timeout:.0f}s: {exc}",
+                            fatal=True,
+                        ) from exc
+        except DeliveryFailedError as exc:
+            if exc.fatal:
+                raise
             self._abort_after(exc)
-            fatal = isinstance(exc, KafkaException) and exc.args[0].fatal()
+            raise DeliveryFailedError(f"transaction not committed: {exc}") from exc
+        except KafkaException as exc:
+            self._abort_after(exc)
+            fatal = bool(exc.args[0].fatal())
             raise DeliveryFailedError(f"transaction not committed: {exc}", fatal=fatal) from exc
         return {p: offset + 1 for p, offset in self._changelog_last.items()}
 

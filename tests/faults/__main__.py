@@ -1,9 +1,9 @@
 """`make faults`: run the fault scenarios, print their table, write their figures as JSON.
 
-    python -m faults [--full] [--only worker-kill,sink-kill] [--out FILE]
+    python -m tests.faults [--full] [--only worker-kill,sink-kill] [--out FILE]
 
-Run with tests/ on the path (the Makefile does). Exits 1 when a scenario lost, doubled or
-dead-lettered wrongly, saw a worker exit, or failed ``recon verify``.
+Exits 1 when a scenario lost, doubled or dead-lettered wrongly, saw a worker exit, or failed
+``recon verify``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import orjson
 
-from faults.scenarios import SCENARIOS, Env
 from streams.settings import database_url_from_env, kafka_from_env
+from tests.faults.scenarios import SCENARIOS, Env
 
 COLUMNS = (
     ("scenario", "scenario", 28),

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from faults.harness import MATCH, ROOT, Figures, Run, run
 from streams.pipeline import free_port, pipeline, worker_metric
 from streams.settings import KafkaSettings
 from streams.simulate.scenarios import simulate
 from streams.worker.settings import WorkerSettings
+from tests.faults.harness import MATCH, ROOT, Figures, Run, run
 
 # Records per second while faults are injected: a steady load a 2-core machine with the
 # broker and the database on it carries with room to spare, so recovery is not queueing.

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ci_support import missing
-from faults.scenarios import SCENARIOS, Env
 from streams.settings import KafkaSettings
+from tests.ci_support import missing
+from tests.faults.scenarios import SCENARIOS, Env
 
 # What the short runs must come back within: the session timeout (10 s here), a start, a
 # restore and the next commit, with room for a loaded CI machine.
