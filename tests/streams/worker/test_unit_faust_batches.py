@@ -3,9 +3,11 @@ partition batch makes Faust commit exactly past it (no broker: the consumer is n
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import aiokafka
 import faust
@@ -140,3 +142,30 @@ def test_a_stream_buffer_under_pressure_keeps_every_partition_fetched(
     # What Faust's own consumer does, and what the override prevents:
     faust_aiokafka.Consumer.on_buffer_full(consumer, TP(TOPIC, 0))
     assert TP(TOPIC, 0) not in consumer._get_active_partitions()
+
+
+def _consumer_with(member_id: str, generation: int, rejoin_needed: bool) -> object:
+    """The shape group_membership reads: Faust's consumer -> its thread -> aiokafka's
+    consumer -> its group coordinator."""
+    loop = asyncio.new_event_loop()
+    try:
+        rejoin: asyncio.Future[None] = loop.create_future()
+        if rejoin_needed:
+            rejoin.set_result(None)
+    finally:
+        loop.close()
+    coordinator = SimpleNamespace(
+        member_id=member_id, generation=generation, _rejoin_needed_fut=rejoin
+    )
+    inner = SimpleNamespace(_coordinator=coordinator)
+    return SimpleNamespace(_thread=SimpleNamespace(_consumer=inner))
+
+
+def test_group_membership_holds_while_the_member_neither_changed_nor_must_rejoin() -> None:
+    assert faust_batches.group_membership(_consumer_with("m-1", 4, False)) == (4, "m-1")
+    # Asked to rejoin (membership expired, a rebalance began): no longer sure of its partitions.
+    assert faust_batches.group_membership(_consumer_with("m-1", 4, True)) is None
+    # Not joined yet (aiokafka's UNKNOWN_MEMBER_ID is the empty string).
+    assert faust_batches.group_membership(_consumer_with("", -1, False)) is None
+    # A consumer not started has no aiokafka consumer behind its thread.
+    assert faust_batches.group_membership(SimpleNamespace(_thread=None)) is None
