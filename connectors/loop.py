@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +37,7 @@ from confluent_kafka import (
 from connectors import metrics
 from connectors.base import BatchResult, Sink, SinkRecord, TopicPartitionKey
 from connectors.exceptions import SinkUnavailableError
+from streams.backoff import backoff_s
 
 log = logging.getLogger(__name__)
 
@@ -329,12 +329,9 @@ class SinkLoop:
         self._pause()
 
     def _backoff(self) -> float:
-        cap = min(
-            self._s.retry_backoff_max_ms,
-            self._s.retry_backoff_ms * 2 ** min(self._failures - 1, 30),
+        return backoff_s(
+            max(self._failures, 1), self._s.retry_backoff_ms, self._s.retry_backoff_max_ms
         )
-        # Jitter in [cap/2, cap]: spreads reconnecting sinks, never retries in a tight loop.
-        return random.uniform(cap / 2, cap) / 1000
 
     def _pause(self) -> None:
         if self._paused:

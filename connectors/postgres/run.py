@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import random
 import signal
 import sys
 import threading
 from typing import Any
 
 from connectors.postgres.settings import SinkSettings
+from streams.backoff import backoff_s
 from streams.exceptions import EXIT_CONFIG
 
 log = logging.getLogger("connectors.postgres")
@@ -143,10 +143,10 @@ def run_sink(
                     return EXIT_RETRIES_EXHAUSTED
                 if attempt == 1 or attempt % 10 == 0:
                     log.warning("waiting for a dependency (attempt %d): %s", attempt, exc)
-                cap = min(
-                    settings.retry_backoff_max_ms, settings.retry_backoff_ms * 2 ** min(attempt, 20)
+                wait = backoff_s(
+                    attempt + 1, settings.retry_backoff_ms, settings.retry_backoff_max_ms
                 )
-                if stop.wait(random.uniform(cap / 2, cap) / 1000):
+                if stop.wait(wait):
                     return 0
         loop = SinkLoop(
             consumer if consumer is not None else Consumer(consumer_config(settings)),

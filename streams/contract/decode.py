@@ -92,7 +92,6 @@ _RFC3339: Final = re.compile(
     re.ASCII,
 )
 _WHITESPACE: Final = b" \t\r\n"
-_SO_MAGIC: Final = b"\xc3\x01"
 _INPUT_SCHEMAS: Final = {
     Side.PAYMENT: "PaymentEvent",
     Side.LEDGER: "LedgerEvent",

@@ -30,6 +30,7 @@ import orjson
 from faust.types import TP
 from prometheus_client import generate_latest
 
+from streams.backoff import backoff_s
 from streams.contract.exceptions import SchemaRegistryUnavailableError
 from streams.contract.model import Side
 from streams.engine.engine import MatchingEngine
@@ -317,7 +318,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         before it stay; the retry finds them applied, as a restart would."""
         await stops.reached("after_fetch")
         loop = asyncio.get_running_loop()
-        delay, repair = 0.5, None
+        attempt, repair = 0, None
         member = group_membership(app.consumer)
         while True:
             try:
@@ -332,6 +333,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 staged.clear()
                 await loop.run_in_executor(None, sender.abort)
                 metrics.REGISTRY_RETRIES.inc()
+                attempt += 1
+                delay = backoff_s(attempt, 500, 30_000, jitter=False)
                 log.warning("%s; retrying the batch in %.1fs", exc, delay)
             except DeliveryFailedError as exc:
                 # Once the group may have given our partitions to another worker, exit
@@ -344,9 +347,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 staged.clear()
                 repair = sender.renew if exc.fatal else sender.recover
                 metrics.KAFKA_RETRIES.inc()
+                attempt += 1
+                delay = backoff_s(attempt, 500, 30_000, jitter=False)
                 log.warning("batch not committed, retrying it in %.1fs: %s", delay, exc)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
 
     async def process_batch_once(records: list[InputRecord]) -> None:
         """Restore, then per chunk: process, commit the transaction, apply to RocksDB. After
