@@ -43,6 +43,7 @@ from connectors.postgres.rows import (
     RowBuilder,
 )
 from connectors.postgres.settings import SinkSettings
+from streams.contract.decode import RejectReason
 from streams.contract.registry import SchemaRegistry
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,9 @@ class PostgresSink(Sink):
                 log.warning("record %s rejected by PostgreSQL: %s", records[0], exc)
                 alone = self._rows.prepare(())
                 alone.offsets = prepared.offsets
-                RowBuilder.add_sink_dead_letter(alone, records[0], "SINK_REJECTED", str(exc))
+                RowBuilder.add_sink_dead_letter(
+                    alone, records[0], RejectReason.SINK_REJECTED, str(exc)
+                )
                 return self._commit(alone.seal())
             mid = len(records) // 2
             first = self._write_or_bisect(records[:mid])

@@ -42,7 +42,8 @@ from streams.contract.registry import (
 
 
 class RejectReason(StrEnum):
-    """Machine reason code of a dead letter (``DeadLetter.reason``)."""
+    """Machine reason code of a dead letter (``DeadLetter.reason``): every reason there is, the
+    decoder's, the worker's and the sink's. README's table lists exactly these (a test checks)."""
 
     BAD_JSON = "BAD_JSON"  # not parseable JSON, not an object, empty value, unknown format
     BAD_AVRO = "BAD_AVRO"  # Avro body does not decode with its writer schema
@@ -54,7 +55,15 @@ class RejectReason(StrEnum):
     BAD_AMOUNT = "BAD_AMOUNT"  # amount_minor <= 0 or > 2**63-1
     BAD_REFERENCE = "BAD_REFERENCE"  # reference empty, longer than 128 characters, NUL, surrogate
     BAD_EVENT_TIME = "BAD_EVENT_TIME"  # unparseable, naive, or out of range event time
-    KEY_MISMATCH = "KEY_MISMATCH"  # record key missing or not the UTF-8 reference
+    KEY_MISMATCH = (
+        "KEY_MISMATCH"  # record key missing or not the UTF-8 reference; or wrong partition
+    )
+    # The worker's own: the engine failed on the record, or an output could not be sent.
+    PROCESSING_ERROR = "PROCESSING_ERROR"
+    # The worker's own: a record from a topic it does not read.
+    UNKNOWN_TOPIC = "UNKNOWN_TOPIC"
+    # The sink's own (origin 'sink'): PostgreSQL refused an output record on its own.
+    SINK_REJECTED = "SINK_REJECTED"
 
 
 @dataclass(frozen=True, slots=True)

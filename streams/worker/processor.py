@@ -52,10 +52,6 @@ from streams.worker.partitioning import partition_for
 
 log = logging.getLogger(__name__)
 
-WRONG_PARTITION = "KEY_MISMATCH"
-PROCESSING_ERROR = "PROCESSING_ERROR"
-UNKNOWN_TOPIC = "UNKNOWN_TOPIC"
-
 
 class InputRecord(Protocol):
     """An input record as Kafka gave it: aiokafka's ``ConsumerRecord`` (the worker's batches)
@@ -360,7 +356,9 @@ class BatchProcessor:
                 record.topic, record.partition, record.offset, reference,
                 type(exc).__name__, exc,
             )  # fmt: skip
-            self._dead(record, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}", result)
+            self._dead(
+                record, RejectReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}", result
+            )
             return None
         attempt.flush()
         result.extend(chunk)
@@ -409,7 +407,9 @@ class BatchProcessor:
         if side is None:
             result.dead_letters.append(
                 self._dead_letter(
-                    record, UNKNOWN_TOPIC, "record from a topic this worker does not read"
+                    record,
+                    RejectReason.UNKNOWN_TOPIC,
+                    "record from a topic this worker does not read",
                 )
             )
             return None
@@ -441,7 +441,9 @@ class BatchProcessor:
                     "reference with Kafka's murmur2 partitioner (confluent-kafka: "
                     "partitioner=murmur2_random); fix it and resend"
                 )
-                result.dead_letters.append(self._dead_letter(record, WRONG_PARTITION, detail))
+                result.dead_letters.append(
+                    self._dead_letter(record, RejectReason.KEY_MISMATCH, detail)
+                )
                 return None
         return item
 

@@ -39,7 +39,6 @@ from streams.contract.decode import RejectReason
 from streams.contract.model import ExceptionKind, Flow, Rule, Side
 from streams.contract.registry import default_registry
 from streams.simulate.scenarios import START_MS, ExpectedException, ExpectedMatch, Simulation
-from streams.worker.processor import WRONG_PARTITION
 
 ACCEPTED: Final = "ACCEPTED"
 REFUSED: Final = "REFUSED"
@@ -576,7 +575,6 @@ UNKNOWN_CURRENCY = RejectReason.UNKNOWN_CURRENCY.value
 BAD_AVRO = RejectReason.BAD_AVRO.value
 UNKNOWN_SCHEMA = RejectReason.UNKNOWN_SCHEMA.value
 KEY_MISMATCH = RejectReason.KEY_MISMATCH.value
-assert WRONG_PARTITION == KEY_MISMATCH
 
 _WRONG_TYPES: dict[str, tuple[object, ...]] = {
     "event_id": (1, 1.5, True, ["a"], {"a": "b"}),
@@ -1212,7 +1210,7 @@ for _name, _key_fn in {
 
 def _wrong_partition(g: _Gen) -> None:
     side, key, record = g.valid()
-    g.bad(side, key, orjson.dumps(record), WRONG_PARTITION, wrong_partition=True)
+    g.bad(side, key, orjson.dumps(record), KEY_MISMATCH, wrong_partition=True)
 
 
 _case("wrong_partition", "valid_event_wrong_partition", _wrong_partition)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from pathlib import Path
 
 import orjson
 import pytest
@@ -177,3 +179,11 @@ def test_dead_letters_written_with_v1_read_with_unknown_sizes() -> None:
     assert OutputCodec().decode_dead_letter(data) == DeadLetter(
         "payments", 1, 2, b"k", b"v", "BAD_JSON", "d", None, None, None, None
     )
+
+
+def test_readme_lists_exactly_the_dead_letter_reasons_of_the_contract() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    table = readme.split("Dead-letter reasons:", 1)[1].split("\n\n", 2)[1]
+    listed = re.findall(r"^\| `([A-Z_]+)` \|", table, flags=re.MULTILINE)
+    assert len(listed) == len(set(listed)), listed
+    assert set(listed) == {r.value for r in RejectReason}
