@@ -38,11 +38,12 @@ RUN apt-get update \
 RUN python3 -m venv --upgrade-deps /opt/venv
 WORKDIR /opt/recon
 
-# The dependencies in their own layer: rebuilt only when pyproject.toml changes.
-COPY pyproject.toml README.md ./
+# The dependencies in their own layer: rebuilt only when pyproject.toml or the pinned versions
+# (constraints.txt, the set CI tested) change.
+COPY pyproject.toml README.md constraints.txt ./
 RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
         > /tmp/requirements.txt
-RUN pip install -r /tmp/requirements.txt
+RUN pip install -c constraints.txt -r /tmp/requirements.txt
 # mypyc and its setuptools go beside the virtualenv, not into it: the runtime needs neither.
 RUN pip install --target /opt/mypyc "mypy==${MYPY_VERSION}" "setuptools>=77"
 

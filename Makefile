@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # make bench QUICK=1: the quick suite (small counts, under 2 minutes)
 QUICK ?=
 
-.PHONY: help venv native chromium promtool helm up down kafka-up kafka-down db-up db-down demo test test-unit faults lint bench bench-scripts clean
+.PHONY: help venv lock native chromium promtool helm up down kafka-up kafka-down db-up db-down demo test test-unit faults lint bench bench-scripts clean
 
 help:
 	@echo "make demo   - set up everything and run the end-to-end demo"
@@ -22,10 +22,15 @@ help:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# constraints.txt pins the versions CI tested (make lock writes it from the virtualenv).
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $@
+
+lock: venv
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip freeze --exclude-editable > constraints.txt
 
 # The compiled core (streams/native.py): rebuilt whenever one of its sources changed.
 native: venv
