@@ -59,6 +59,20 @@ def _runs(env: Env, full: tuple[int, int], short: tuple[int, int]) -> list[int]:
     return [each] * n
 
 
+def _kill_worker_trials(r: Run, trials: int) -> None:
+    """kill -9 of the worker at random moments, restarted at once; every third restart (one
+    in every run, the short one included) on a deleted data directory."""
+    for trial in range(trials):
+        r.pause()
+        wipe = trial % 3 == 1
+        t0 = r.kill(r.workers["worker"])
+        before = r.worker_positions()
+        r.start_worker("worker", wipe=wipe, wait=False)
+        took = r.wait_progress("worker", before, t0)
+        (r.figures.recovery_empty_s if wipe else r.figures.recovery_s).append(took)
+        r.figures.trials += 1
+
+
 def worker_kill(env: Env) -> Figures:
     """kill -9 of the worker at random moments; every third restart on a deleted data directory."""
     total = Figures("worker kill -9")
@@ -73,16 +87,7 @@ def worker_kill(env: Env) -> Figures:
             rate=RATE,
             seed=env.seed + i,
         ) as r:
-            for trial in range(trials):
-                r.pause()
-                # A wiped restart in every run, the short one included.
-                wipe = trial % 3 == 1
-                t0 = r.kill(r.workers["worker"])
-                before = r.worker_positions()
-                r.start_worker("worker", wipe=wipe, wait=False)
-                took = r.wait_progress("worker", before, t0)
-                (r.figures.recovery_empty_s if wipe else r.figures.recovery_s).append(took)
-                r.figures.trials += 1
+            _kill_worker_trials(r, trials)
             total.add(r.settle())
     return total
 
@@ -98,15 +103,7 @@ def worker_kill_static(env: Env) -> Figures:
         session_timeout_ms=WorkerSettings().session_timeout_ms,
         worker_env={"RECON_GROUP_INSTANCE_ID": "worker-0"},
     ) as r:  # fmt: skip
-        for trial in range(trials):
-            r.pause()
-            wipe = trial % 3 == 1
-            t0 = r.kill(r.workers["worker"])
-            before = r.worker_positions()
-            r.start_worker("worker", wipe=wipe, wait=False)
-            took = r.wait_progress("worker", before, t0)
-            (r.figures.recovery_empty_s if wipe else r.figures.recovery_s).append(took)
-            r.figures.trials += 1
+        _kill_worker_trials(r, trials)
         total.add(r.settle())
     return total
 
