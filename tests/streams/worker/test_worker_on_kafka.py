@@ -208,18 +208,22 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(
     producing = threading.Thread(
         target=produce,
         args=(sim, worker_settings.kafka, worker_settings.topics, worker_settings.partitions),
-        kwargs={"rate": 1500.0},
+        # Slow enough that traffic outlasts all three kills (each costs a 10 s session
+        # timeout): a worker that had caught up with a finished producer would leave its
+        # successor nothing to process, and the next kill would not be mid-stream.
+        kwargs={"rate": 80.0},
     )
     producing.start()
     for round_ in range(3):
         # Mid-stream: the worker has committed batches and is in the middle of others.
         wait_for_batches(worker.port, 3, timeout=150)
         time.sleep(random.uniform(0, 0.5))
+        assert producing.is_alive(), f"traffic ended before kill {round_ + 1}"
         worker.kill9()
         # The last restart is on an empty data directory: state comes from the changelog.
         name = "w1" if round_ < 2 else "w1-rebuilt"
         worker = start_worker(name, **crashy)
-    producing.join(120)
+    producing.join(150)
     out = outputs.read_until(_complete(truth), timeout=180)
     out = outputs.settle()
     # At-least-once: a repeated record has the same id and content; distinct ids equal the truth.
