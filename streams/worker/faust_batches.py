@@ -7,9 +7,10 @@ offsets) and changes what it hands on: each fetched batch of one input topic-par
 one :class:`PartitionBatch` message, which carries aiokafka's records as they came, and whose
 offset is its last record's.
 
-Acks and commits stay Faust's: acking a batch marks every offset in it acked, so Faust's own
-bookkeeping commits past the batch only once the agent has finished it. Table changelog
-partitions (Faust's own recovery) keep Faust's one-message-per-record path.
+Acks and commits stay Faust's: acking a batch marks every offset up to its last acked, from the
+partition's committed offset on, so Faust's own bookkeeping commits past the batch only once
+the agent has finished it. Table changelog partitions (Faust's own recovery) keep Faust's
+one-message-per-record path.
 
 The transport is registered under the ``faust.transports`` entry point as ``recon`` (see
 pyproject.toml); the worker's consumer URL uses that scheme, its producer plain ``kafka://``.
@@ -147,8 +148,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 if not self.app.topics.acks_enabled_for(message.topic):
                     return False
                 tp = message.tp
+                # From the committed offset, not the batch's first: the worker applies each
+                # input partition in offset order from its state's position, and reads again
+                # what the consumer skipped (streams/worker/refetch.py), so once a batch is
+                # done every offset below it is too. Faust commits only up to the first
+                # offset never acked; acking from the batch's first, a range skipped across a
+                # rebalance (no message carries it) stopped the partition's commits for good.
                 committed = self._committed_offset[tp]
-                start = message.first if committed is None else max(message.first, committed)
+                start = message.first if committed is None else committed
                 offsets = range(start, message.offset + 1)
                 if not offsets:
                     return False
