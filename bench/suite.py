@@ -52,7 +52,7 @@ from streams.bench.pipeline_bench import run_pipeline
 from streams.bench.state_bench import build_open_groups, time_expiry, time_restore, worker_rss
 from streams.bench.worker_bench import BENCH_CONFIG, BENCH_SEED, time_worker
 from streams.engine.config import MatchConfig
-from streams.pipeline import free_port, pipeline
+from streams.local_runner import free_port, pipeline
 from streams.settings import TopicNames, database_url_from_env
 from streams.simulate.local import kafka_records
 from streams.simulate.produce import produce

@@ -32,7 +32,7 @@ from pairing import LEDGER, PAYMENT, is_event, pair
 
 from streams.contract.model import Side
 from streams.engine.config import MatchConfig
-from streams.pipeline import run_settings
+from streams.local_runner import run_settings
 from streams.settings import KafkaSettings
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import Simulation, simulate

@@ -36,7 +36,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from connectors.postgres.migrate import migrate
 from streams.contract.codec import decode_match
 from streams.engine.config import MatchConfig
-from streams.pipeline import Pipeline, free_port, pipeline
+from streams.local_runner import Pipeline, free_port, pipeline
 from streams.settings import database_url_from_env
 from streams.simulate.produce import producer_config
 from streams.worker.settings import WorkerSettings, worker_from_env

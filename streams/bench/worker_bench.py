@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from streams.engine.config import MatchConfig
-from streams.pipeline import Process, free_port, pipeline, worker_metric
+from streams.local_runner import Process, free_port, pipeline, worker_metric
 from streams.settings import TopicNames, database_url_from_env
 from streams.simulate.local import run_local
 from streams.simulate.produce import produce

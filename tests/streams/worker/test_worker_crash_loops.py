@@ -24,7 +24,7 @@ from conftest import TEST_MATCH
 from streams.bench.worker_bench import BENCH_CONFIG, BENCH_SEED
 from streams.contract.model import ExceptionKind
 from streams.engine.config import HOUR_MS
-from streams.pipeline import worker_metric
+from streams.local_runner import worker_metric
 from streams.simulate.produce import produce, producer_config
 from streams.simulate.scenarios import START_MS, simulate
 from streams.simulate.truth import check, truth_of
