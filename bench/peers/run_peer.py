@@ -1,6 +1,6 @@
 """Runs the quix-streams peer (bench/peers/quix_match.py) on the worker bench's records.
 
-Same records as ``python -m streams.bench.worker_bench`` (same seed, count, tolerances and
+Same records as ``python bench/worker_bench.py`` (same seed, count, tolerances and
 closing heartbeats), produced to fresh topics of one run; the peer then runs in its own
 virtualenv (bench/peers/setup.sh) and reports its records/s from the first input record it read
 to its last checkpoint committed. Its matches are then counted again in the output topic,

@@ -18,7 +18,7 @@ RocksDB opened with the worker's options, until 1% of the open groups pass their
 :func:`time_restore` writes the state's records to a fresh changelog topic (in transactions, as
 the worker does) and times the worker's restore of it into empty RocksDB dirs.
 
-    python -m streams.bench.state_bench [--groups 1000000]
+    python bench/state_bench.py [--groups 1000000]
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ prints percentiles for each lateness given, of:
   is the moment the row was inserted, a few ms before its transaction commits. Reading rows
   with a poller instead would add the poll interval to every sample.
 
-    python -m streams.bench.latency_bench [--lateness 1000 5000] [--seconds 20] [--rate 200]
+    python bench/latency_bench.py [--lateness 1000 5000] [--seconds 20] [--rate 200]
         [--to kafka|postgres]
 """
 

@@ -5,7 +5,7 @@ worker and times it from the first input consumed to the last output committed t
 :func:`time_worker`). The same records then run through the worker's batch processor
 in-process, over memory stores, for the ratio.
 
-    python -m streams.bench.worker_bench [--count 100000] [--partitions 3]
+    python bench/worker_bench.py [--count 100000] [--partitions 3]
 """
 
 from __future__ import annotations
