@@ -34,6 +34,7 @@ lock: venv
 
 # The compiled core (streams/native.py): rebuilt whenever one of its sources changed.
 native: venv
+	@mkdir -p .local
 	@.ci/cc.sh $(BIN)/python
 	@$(BIN)/python -m streams.native ensure > .local/native-build.log 2>&1 || { tail -30 .local/native-build.log; exit 1; }
 
