@@ -41,16 +41,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from tqdm import tqdm
+
+from connectors.postgres.settings import sink_settings_from_env
 from latency_bench import measure_to_postgres
 from passthrough import create_topics, delete_topics, pass_through
 from pipeline_bench import run_pipeline
 from report import machine, markdown
 from sink_bench import copy_rows, match_rows, read_topic, time_sink
 from state_bench import build_open_groups, time_expiry, time_restore, worker_rss
-from tqdm import tqdm
-from worker_bench import BENCH_CONFIG, BENCH_SEED, time_worker
-
-from connectors.postgres.settings import sink_settings_from_env
 from streams.engine.config import MatchConfig
 from streams.local_runner import free_port, pipeline
 from streams.settings import TopicNames, database_url_from_env
@@ -59,6 +58,7 @@ from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate
 from streams.simulate.truth import check, truth_of
 from streams.worker.settings import WorkerSettings, worker_from_env
+from worker_bench import BENCH_CONFIG, BENCH_SEED, time_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ROOT / "bench" / "peers" / "run_peer.py"
