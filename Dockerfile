@@ -9,7 +9,8 @@
 # compiler and the interpreter's headers). The compiled modules sit beside their sources, where
 # streams/native.py builds them and streams/__init__.py expects them, so the runtime stage copies
 # the virtualenv and /opt/recon unchanged and needs no compiler. The Avro contracts (schemas/)
-# are found beside the package as in a checkout (streams/contract/registry.py).
+# are package data, found through streams/contract/schemas as in a checkout and in the wheel
+# (streams/contract/registry.py).
 #
 # Settings are environment variables only (README, "Settings"); the ones set here are the
 # container defaults that docs/observability.md states: JSON logs, and the HTTP endpoints

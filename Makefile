@@ -34,6 +34,7 @@ lock: venv
 
 # The compiled core (streams/native.py): rebuilt whenever one of its sources changed.
 native: venv
+	@mkdir -p .local
 	@.ci/cc.sh $(BIN)/python
 	@$(BIN)/python -m streams.native ensure > .local/native-build.log 2>&1 || { tail -30 .local/native-build.log; exit 1; }
 
@@ -93,13 +94,13 @@ bench: up native
 bench-scripts: up native
 	$(BIN)/python bench/passthrough.py --count 100000
 	$(BIN)/python bench/passthrough.py --count 100000 --parse
-	$(BIN)/python -m streams.bench.engine_bench --events 200000 --groups 20000
-	$(BIN)/python -m streams.bench.pipeline_bench --count 50000
-	$(BIN)/python -m streams.bench.worker_bench --count 100000
+	$(BIN)/python bench/engine_bench.py --events 200000 --groups 20000
+	$(BIN)/python bench/pipeline_bench.py --count 50000
+	$(BIN)/python bench/worker_bench.py --count 100000
 	$(BIN)/python bench/peers/run_peer.py --count 100000
-	$(BIN)/python -m streams.bench.latency_bench --lateness 1000 5000
-	$(BIN)/python -m connectors.postgres.bench
-	$(BIN)/python -m streams.bench.state_bench --groups 1000000
+	$(BIN)/python bench/latency_bench.py --lateness 1000 5000
+	$(BIN)/python bench/sink_bench.py
+	$(BIN)/python bench/state_bench.py --groups 1000000
 
 clean: down
 	rm -rf .local $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -5,7 +5,7 @@ then times a plain librdkafka loop that consumes both inputs in batches
 (``Consumer.consume(num_messages=...)``) and produces every record to one output topic, from the
 first record consumed to the last one acknowledged. With ``--parse`` it also runs
 ``orjson.loads`` on every value. Compare the worker's records/s with this figure from the same
-run (``python -m streams.bench.worker_bench``, or ``bench/suite.py`` for both at once).
+run (``python bench/worker_bench.py``, or ``bench/suite.py`` for both at once).
 
     python bench/passthrough.py [--count 100000] [--partitions 3] [--parse]
 """

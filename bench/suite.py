@@ -12,8 +12,8 @@ throw-away schemas. Phases, each on the same run's data:
    raw binary COPY of the same rows into the same partitioned, indexed table, and the batch
    processor in-process over rocksdict;
 2. latency through worker and sink to PostgreSQL at half the worker's measured records/s,
-   beyond allowed_lateness (streams/bench/latency_bench.py);
-3. state (streams/bench/state_bench.py): a real worker's peak RSS over N open groups built into
+   beyond allowed_lateness (bench/latency_bench.py);
+3. state (bench/state_bench.py): a real worker's peak RSS over N open groups built into
    its data dir, expiring 1% of them (also at a smaller N, to show the cost per expired group
    does not grow with the open ones), and the worker's restore of that state's changelog.
 
@@ -41,24 +41,24 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from passthrough import create_topics, delete_topics, pass_through
-from report import machine, markdown
 from tqdm import tqdm
 
-from connectors.postgres.bench import copy_rows, match_rows, read_topic, time_sink
 from connectors.postgres.settings import sink_settings_from_env
-from streams.bench.latency_bench import measure_to_postgres
-from streams.bench.pipeline_bench import run_pipeline
-from streams.bench.state_bench import build_open_groups, time_expiry, time_restore, worker_rss
-from streams.bench.worker_bench import BENCH_CONFIG, BENCH_SEED, time_worker
+from latency_bench import measure_to_postgres
+from passthrough import create_topics, delete_topics, pass_through
+from pipeline_bench import run_pipeline
+from report import machine, markdown
+from sink_bench import copy_rows, match_rows, read_topic, time_sink
+from state_bench import build_open_groups, time_expiry, time_restore, worker_rss
 from streams.engine.config import MatchConfig
-from streams.pipeline import free_port, pipeline
+from streams.local_runner import free_port, pipeline
 from streams.settings import TopicNames, database_url_from_env
 from streams.simulate.local import kafka_records
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate
 from streams.simulate.truth import check, truth_of
 from streams.worker.settings import WorkerSettings, worker_from_env
+from worker_bench import BENCH_CONFIG, BENCH_SEED, time_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ROOT / "bench" / "peers" / "run_peer.py"

@@ -10,9 +10,9 @@ one before it committed, so batches still commit in order; at most two are in me
 
 When the store is unavailable the loop keeps its batch (the failed one and what came after,
 in order), pauses every assigned partition (so no new records pile up: the batch cap bounds
-memory), keeps calling ``consume`` so the group membership stays alive, retries with
-exponential backoff and full jitter, and resumes once a write succeeds; retries are written
-from this thread. A stop request (SIGTERM) flushes the batch, commits and returns 0.
+memory), keeps calling ``consume`` so the group membership stays alive, retries after an
+exponential backoff with jitter (:func:`streams.backoff.backoff_s`), and resumes once a write
+succeeds; retries are written from this thread. A stop request (SIGTERM) flushes the batch, commits and returns 0.
 """
 
 from __future__ import annotations

@@ -1,38 +1,89 @@
-"""The ``recon`` command line: one entry point, subcommands load their modules lazily."""
+"""The ``recon`` command line: the one module that imports both sides, the stream processing
+(``streams``) and the sink (``connectors``), and names every subcommand.
+
+Dependencies point one way: ``connectors`` depends on the shared kernel (``streams.contract``
+and the settings) and never on this module or the worker; this module depends on both.
+Each subcommand module has ``add_arguments(parser)`` and ``run(args) -> int`` and imports its
+heavy dependencies inside ``run``, so building the parser stays cheap.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-# name -> (module, help). Each module has ``add_arguments(parser)`` and ``run(args) -> int``.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("streams.demo", "run the end-to-end demo against the configured Kafka and PostgreSQL"),
-    "sink": ("connectors.postgres.run", "consume the output topics into PostgreSQL (exactly-once)"),
-    "db": ("connectors.postgres.db", "apply (migrate) or list (status) the sink's SQL migrations"),
-    "worker": (
-        "streams.worker.cli",
+from connectors.postgres import db as db_command
+from connectors.postgres import run as sink_command
+from streams import decode_command, demo
+from streams.ops import replay, report, scale, topics_command, verify_command
+from streams.simulate import cli as simulate_command
+from streams.worker import cli as worker_command
+
+
+@dataclass(frozen=True, slots=True)
+class Subcommand:
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "demo": Subcommand(
+        "run the end-to-end demo against the configured Kafka and PostgreSQL",
+        demo.add_arguments,
+        demo.run,
+    ),
+    "sink": Subcommand(
+        "consume the output topics into PostgreSQL (exactly-once)",
+        sink_command.add_arguments,
+        sink_command.run,
+    ),
+    "db": Subcommand(
+        "apply (migrate) or list (status) the sink's SQL migrations",
+        db_command.add_arguments,
+        db_command.run,
+    ),
+    "worker": Subcommand(
         "run the matching worker (Faust) configured from the environment",
+        worker_command.add_arguments,
+        worker_command.run,
     ),
-    "topics": ("streams.worker.topics", "create and verify the co-partitioned topics"),
-    "simulate": ("streams.simulate.cli", "produce simulated upstream traffic and its ground truth"),
-    "replay": (
-        "streams.ops.replay",
+    "topics": Subcommand(
+        "create and verify the co-partitioned topics",
+        topics_command.add_arguments,
+        topics_command.run,
+    ),
+    "simulate": Subcommand(
+        "produce simulated upstream traffic and its ground truth",
+        simulate_command.add_arguments,
+        simulate_command.run,
+    ),
+    "decode": Subcommand(
+        "decode one record of a topic from a file, as the worker or the sink reads it",
+        decode_command.add_arguments,
+        decode_command.run,
+    ),
+    "replay": Subcommand(
         "rebuild every result from the inputs into a new generation, then switch readers to it",
+        replay.add_arguments,
+        replay.run,
     ),
-    "scale": (
-        "streams.ops.scale",
+    "scale": Subcommand(
         "move to more partitions under traffic: a new generation on re-partitioned inputs",
+        scale.add_arguments,
+        scale.run,
     ),
-    "verify": (
-        "streams.ops.verify_command",
+    "verify": Subcommand(
         "the daily trial balance: every input in exactly one place, every row balanced",
+        verify_command.add_arguments,
+        verify_command.run,
     ),
-    "report": (
-        "streams.ops.report",
+    "report": Subcommand(
         "match rate, matches, exceptions and their ageing, dead letters (from PostgreSQL)",
+        report.add_arguments,
+        report.run,
     ),
 }
 
@@ -49,11 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Streaming payment reconciliation on Apache Kafka.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        module = importlib.import_module(module_name)
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(command)
-        command.set_defaults(_run=module.run)
+    for name, subcommand in SUBCOMMANDS.items():
+        command = sub.add_parser(name, help=subcommand.help, description=subcommand.help)
+        subcommand.add_arguments(command)
+        command.set_defaults(_run=subcommand.run)
     return parser
 
 

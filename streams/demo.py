@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import psycopg
 
-    from streams.pipeline import pipeline
+    from streams.local_runner import pipeline
     from streams.settings import database_url_from_env
     from streams.simulate.produce import produce
     from streams.simulate.scenarios import simulate
@@ -102,10 +102,10 @@ def run(args: argparse.Namespace) -> int:
 def _operator_tools(pipe: Any, conn: Any) -> None:
     """What ops run every day, on the demo's run: the trial balance and the report page."""
     from connectors.postgres.settings import sink_settings_from_env
+    from streams.local_runner import env_for
     from streams.ops.report import build_report, render_html
     from streams.ops.verify import render
     from streams.ops.verify_command import trial_balance
-    from streams.pipeline import env_for
 
     env = env_for(pipe.settings, pipe.work_dir / "ops", pipe.schema, pipe.database_url)
     verdict = trial_balance(pipe.settings, sink_settings_from_env(env), progress=False)

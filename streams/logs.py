@@ -37,16 +37,6 @@ _PLACED = re.compile(
     r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s\"']*:)([^@\s\"'\\]+)(@)"
     r"|(\bpassword\s*=\s*)([^\s\"'\\),;}]+)"
 )  # a value stops at quotes and backslashes: masking runs on the JSON line
-# Correlation fields a log call may pass in ``extra``, in the order they are written.
-CORRELATION_FIELDS = (
-    "reference",
-    "event_id",
-    "match_id",
-    "exception_id",
-    "topic",
-    "partition",
-    "offset",
-)
 
 
 def url_secrets(url: str) -> list[str]:

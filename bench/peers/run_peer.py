@@ -1,6 +1,6 @@
 """Runs the quix-streams peer (bench/peers/quix_match.py) on the worker bench's records.
 
-Same records as ``python -m streams.bench.worker_bench`` (same seed, count, tolerances and
+Same records as ``python bench/worker_bench.py`` (same seed, count, tolerances and
 closing heartbeats), produced to fresh topics of one run; the peer then runs in its own
 virtualenv (bench/peers/setup.sh) and reports its records/s from the first input record it read
 to its last checkpoint committed. Its matches are then counted again in the output topic,
@@ -32,7 +32,7 @@ from pairing import LEDGER, PAYMENT, is_event, pair
 
 from streams.contract.model import Side
 from streams.engine.config import MatchConfig
-from streams.pipeline import run_settings
+from streams.local_runner import run_settings
 from streams.settings import KafkaSettings
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import Simulation, simulate

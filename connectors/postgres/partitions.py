@@ -10,7 +10,7 @@ and the month simply stays in DEFAULT. Known months are cached in memory.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
 import psycopg
@@ -37,25 +37,37 @@ def partition_name(table: str, month: Month) -> str:
     return f"{table}_p{month[0]:04d}{month[1]:02d}"
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 def current_month(now: datetime | None = None) -> Month:
-    now = now if now is not None else datetime.now(UTC)
+    now = now if now is not None else utc_now()
     return (now.year, now.month)
 
 
 class PartitionManager:
-    def __init__(self, schema: str, past_months: int, future_months: int) -> None:
+    def __init__(
+        self,
+        schema: str,
+        past_months: int,
+        future_months: int,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        """``clock``: the wall clock (UTC) the window of own partitions is counted from."""
         self._schema = schema
         self._past = past_months
         self._future = future_months
+        self._clock = clock
         # (table, month) -> True when the month has its own partition, False when it is in DEFAULT
         self._known: dict[tuple[str, Month], bool] = {}
 
     def in_window(self, month: Month) -> bool:
-        now = month_index(current_month())
+        now = month_index(current_month(self._clock()))
         return now - self._past <= month_index(month) <= now + self._future
 
     def premake(self, conn: psycopg.Connection[tuple[object, ...]], months_ahead: int) -> None:
-        now = month_index(current_month())
+        now = month_index(current_month(self._clock()))
         months = {month_from_index(now + i) for i in range(months_ahead + 1)}
         self.ensure(conn, dict.fromkeys(PARTITIONED_TABLES, months))
 

@@ -128,7 +128,6 @@ class PostgresSink(Sink):
             settings.connect_timeout_ms // 1000,
             setup=self._setup_connection,
         )
-        self._opened = False
 
     @staticmethod
     def _setup_connection(conn: Conn) -> None:
@@ -151,7 +150,6 @@ class PostgresSink(Sink):
                 self._partitions.premake(conn, self.settings.partitions_ahead)
         except psycopg.Error as exc:
             raise SinkUnavailableError(f"PostgreSQL unavailable at start: {exc}") from exc
-        self._opened = True
 
     def close(self) -> None:
         self._pool.close()

@@ -28,7 +28,7 @@ from streams.contract.exceptions import SchemaError
 
 #: Namespace of every contract record (part of the full names: never change it).
 NAMESPACE = "recon.events"
-#: Environment variable overriding the schema directory (default: ``<repo>/schemas``).
+#: Environment variable overriding the schema directory (default: the package's ``schemas``).
 SCHEMAS_DIR_ENV = "RECON_SCHEMAS_DIR"
 
 _VERSION_FILE = re.compile(r"v([1-9][0-9]*)\.avsc")
@@ -56,7 +56,9 @@ def default_schemas_dir() -> Path:
     env = os.environ.get(SCHEMAS_DIR_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "schemas"
+    # Package data of this package: the wheel carries the .avsc files here; in a checkout
+    # streams/contract/schemas is a link to the top-level schemas/, their one copy.
+    return Path(__file__).parent / "schemas"
 
 
 def strip_logical_types(schema: Any) -> Any:

@@ -18,9 +18,8 @@ copied twice is the same event twice, which the engine's duplicate index drops.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 from confluent_kafka import (
@@ -43,7 +42,6 @@ from streams.worker.partitioning import partition_for
 class BridgeStats:
     copied: int = 0
     heartbeats: int = 0
-    last_copy: float = field(default_factory=time.monotonic)
 
 
 class Bridge:
@@ -115,7 +113,6 @@ class Bridge:
             if self._producer.flush(60) > 0:
                 raise OpsError("scale bridge: copies not acknowledged")
             self._consumer.commit(asynchronous=False)
-            self.stats.last_copy = time.monotonic()
 
     def _copy(self, msg: Message) -> None:
         topic, partition = str(msg.topic()), int(msg.partition() or 0)

@@ -20,7 +20,7 @@ import psycopg
 from connectors.postgres import generations
 from connectors.postgres.migrate import migrate
 from connectors.postgres.settings import SinkSettings, sink_settings_from_env
-from streams.pipeline import free_port
+from streams.local_runner import free_port
 from streams.worker.settings import WorkerSettings, worker_from_env
 from streams.worker.topics import create_topics
 

@@ -1,4 +1,5 @@
-"""``recon topics create``: the input, output and changelog topics, co-partitioned.
+"""The input, output and changelog topics, co-partitioned (``recon topics create``:
+:mod:`streams.ops.topics_command`).
 
 A reference must land on the same partition number in every topic (and in the state table's
 changelog), so all of them are created with one partition count. Adding partitions later remaps
@@ -11,15 +12,13 @@ assign and route the table's partitions; nothing is ever written to it (docs/del
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 
 from confluent_kafka.admin import AdminClient, ConfigResource
 from confluent_kafka.cimpl import KafkaError, KafkaException, NewTopic
 
 from streams.worker.exceptions import TopologyError
-from streams.worker.settings import WorkerSettings, worker_from_env
+from streams.worker.settings import WorkerSettings
 
 STATE_TABLE = "recon-state"
 
@@ -175,34 +174,3 @@ def verify_copartitioned(
             + ", ".join(wrong)
             + "; run `recon topics create`"
         )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", required=True)
-    create = sub.add_parser("create", help="create the input, output and changelog topics")
-    create.add_argument("--replication-factor", type=int, default=1)
-    sub.add_parser(
-        "describe",
-        help="each topic's partitions, retention and cleanup policy, and the lag of the "
-        "worker's and the sink's consumer groups",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    settings = worker_from_env()
-    try:
-        if args.action == "describe":
-            import os
-
-            from streams.ops.describe import describe, render
-            from streams.ops.generations import current
-
-            live = current(os.environ)  # RECON_GENERATION, or the generation readers see
-            print(render(describe(live.worker, live.sink.group_id)))
-            return 0
-        for name, status in create_topics(settings, args.replication_factor).items():
-            print(f"{status:8} {name} ({settings.partitions} partitions)")
-    except TopologyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0

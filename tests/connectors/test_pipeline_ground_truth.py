@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline_support import wait_for_counts
 from streams.engine.config import HOUR_MS, MatchConfig
-from streams.pipeline import Pipeline, pipeline
+from streams.local_runner import Pipeline, pipeline
 from streams.settings import KafkaSettings
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate

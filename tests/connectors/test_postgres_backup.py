@@ -15,8 +15,8 @@ import pytest
 from connectors.postgres.settings import sink_settings_from_env
 from pipeline_support import wait_for_counts
 from streams.engine.config import HOUR_MS, MatchConfig
+from streams.local_runner import env_for, pipeline
 from streams.ops.verify_sources import input_ends, wait_caught_up
-from streams.pipeline import env_for, pipeline
 from streams.settings import KafkaSettings
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate

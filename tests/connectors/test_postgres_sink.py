@@ -22,7 +22,7 @@ from connectors.postgres.partitions import current_month, month_from_index, mont
 from pipeline_support import http_get, wait_for_status
 from streams.contract.decode import Rejection, RejectReason, dead_letter, decode_input
 from streams.contract.model import ExceptionKind, ExceptionStatus, Side
-from streams.pipeline import free_port
+from streams.local_runner import free_port
 
 from .conftest import (
     Dataset,

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from streams.pipeline import free_port
+from streams.local_runner import free_port
 from streams.settings import KafkaSettings
 
 

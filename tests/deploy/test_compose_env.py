@@ -22,7 +22,7 @@ import psycopg
 from confluent_kafka.admin import AdminClient
 
 from pipeline_support import http_get, wait_for_counts, wait_for_status
-from streams.pipeline import free_port
+from streams.local_runner import free_port
 from streams.settings import KafkaSettings, kafka_from_env, topics_from_env
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate

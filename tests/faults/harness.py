@@ -1,7 +1,7 @@
 """The fault suite's parts: traffic with its ground truth, the system under test, the tally.
 
 A scenario (tests/faults/scenarios.py) opens a :class:`Run`: its own topics, PostgreSQL
-schema, worker and sink processes (streams.pipeline), and a :class:`Traffic` thread sending a
+schema, worker and sink processes (streams.local_runner), and a :class:`Traffic` thread sending a
 simulation whose ground truth is known. It injects its faults while the traffic flows, then
 :meth:`Run.settle` sends the rest at full speed and checks the tables against the truth,
 record by record, and runs ``recon verify``.
@@ -48,7 +48,7 @@ from confluent_kafka.admin import AdminClient
 
 from streams.contract.model import Side
 from streams.engine.config import HOUR_MS, MatchConfig
-from streams.pipeline import Pipeline, Process, env_for, free_port, pipeline
+from streams.local_runner import Pipeline, Process, env_for, free_port, pipeline
 from streams.settings import KafkaSettings
 from streams.simulate.encoding import encode_value, heartbeat
 from streams.simulate.produce import producer_config
@@ -487,7 +487,7 @@ def run(
     worker_env: Mapping[str, str] | None = None,
 ) -> Iterator[Run]:
     """A pipeline with a worker (``worker``) and a sink, and its traffic flowing; on exit the
-    processes stop and the topics go (streams.pipeline). Call :meth:`Run.settle` inside."""
+    processes stop and the topics go (streams.local_runner). Call :meth:`Run.settle` inside."""
     base = WorkerSettings(
         kafka=kafka,
         match=MATCH,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.pipeline import free_port, pipeline, worker_metric
+from streams.local_runner import free_port, pipeline, worker_metric
 from streams.settings import KafkaSettings
 from streams.simulate.scenarios import simulate
 from streams.worker.settings import WorkerSettings

@@ -23,7 +23,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.contract.model import Side
 from streams.engine.config import HOUR_MS, MatchConfig
-from streams.pipeline import Pipeline, free_port
+from streams.local_runner import Pipeline, free_port
 from streams.settings import KafkaSettings
 from streams.simulate.encoding import encode_value, heartbeat
 from streams.simulate.scenarios import START_MS, simulate
@@ -339,8 +339,8 @@ def _duplicate_rows(conn: psycopg.Connection[Any]) -> int:
 def _trial_balance(pipe: Pipeline, registry_url: str) -> list[str]:
     """``recon verify`` on the run: every input in exactly one place (its findings)."""
     from connectors.postgres.settings import sink_settings_from_env
+    from streams.local_runner import env_for
     from streams.ops.verify_command import trial_balance
-    from streams.pipeline import env_for
 
     worker = replace(pipe.settings, schema_registry_url=registry_url)
     sink = sink_settings_from_env(
@@ -364,7 +364,7 @@ def run_fuzz(
     ``count``; ``simulate(valid, seed=seed)``), through one worker and one sink, and compare
     PostgreSQL with what the corpus and the simulation expect.
 
-    ``pipe`` is a fresh :func:`streams.pipeline.pipeline` (its topics and schema, no process
+    ``pipe`` is a fresh :func:`streams.local_runner.pipeline` (its topics and schema, no process
     started yet) whose ``settings.match`` is :data:`FUZZ_MATCH` (or any config: the expected
     outcomes do not depend on the tolerance) and with at least 2 partitions. ``run_fuzz``
     starts a schema-registry stub serving :data:`tests.fuzz.corpus.REGISTRY_SCHEMAS`, one worker
@@ -563,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     import uuid
     from pathlib import Path
 
-    from streams.pipeline import pipeline
+    from streams.local_runner import pipeline
     from streams.settings import database_url_from_env, kafka_from_env
     from streams.worker.settings import WorkerSettings
     from tests.fuzz.corpus import DEFAULT_COUNT, DEFAULT_SEED

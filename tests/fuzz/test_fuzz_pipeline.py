@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from streams.pipeline import pipeline
+from streams.local_runner import pipeline
 from streams.settings import KafkaSettings
 from streams.worker.settings import WorkerSettings
 from tests.fuzz.corpus import CASES, categories

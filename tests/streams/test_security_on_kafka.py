@@ -28,7 +28,7 @@ from security_support import (
 )
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.exceptions import EXIT_CONFIG
-from streams.pipeline import env_for, free_port, pipeline
+from streams.local_runner import env_for, free_port, pipeline
 from streams.settings import KafkaSettings
 from streams.simulate.truth import Truth
 from streams.simulate.verify_pg import differences, expected_counts

@@ -18,7 +18,7 @@ from pipeline_support import use_env, wait_for_counts
 from streams import generation
 from streams.cli import main
 from streams.engine.config import HOUR_MS, MatchConfig
-from streams.pipeline import Pipeline, env_for, pipeline
+from streams.local_runner import Pipeline, env_for, pipeline
 from streams.settings import KafkaSettings, TopicNames
 from streams.simulate.local import run_local
 from streams.simulate.produce import produce

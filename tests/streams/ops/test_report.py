@@ -23,8 +23,8 @@ from connectors.postgres.migrate import migrate
 from pipeline_support import wait_for_counts
 from streams.cli import main
 from streams.engine.config import HOUR_MS, MatchConfig
+from streams.local_runner import pipeline
 from streams.ops.report import build_report, render_html, render_text
-from streams.pipeline import pipeline
 from streams.settings import KafkaSettings
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate

@@ -23,10 +23,10 @@ from connectors.postgres import generations
 from pipeline_support import use_env
 from streams.cli import main
 from streams.engine.config import HOUR_MS, MatchConfig
+from streams.local_runner import Process, env_for, free_port, pipeline
 from streams.ops.describe import group_lags
 from streams.ops.generations import generation
 from streams.ops.scale import scaled_env
-from streams.pipeline import Process, env_for, free_port, pipeline
 from streams.settings import KafkaSettings
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate

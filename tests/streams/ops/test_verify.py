@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from pipeline_support import use_env, wait_for_counts
 from streams.cli import main
 from streams.engine.config import HOUR_MS, MatchConfig
-from streams.pipeline import Pipeline, env_for, pipeline
+from streams.local_runner import Pipeline, env_for, pipeline
 from streams.settings import KafkaSettings
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate

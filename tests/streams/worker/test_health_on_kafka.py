@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient
 
 from pipeline_support import http_get, wait_for_counts, wait_for_status
 from streams.engine.config import HOUR_MS, MatchConfig
-from streams.pipeline import free_port, pipeline, worker_metric
+from streams.local_runner import free_port, pipeline, worker_metric
 from streams.settings import KafkaSettings
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate

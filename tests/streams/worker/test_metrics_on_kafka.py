@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline_support import wait_for_counts
 from streams.engine.config import HOUR_MS, MatchConfig
-from streams.pipeline import free_port, pipeline
+from streams.local_runner import free_port, pipeline
 from streams.settings import KafkaSettings
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate

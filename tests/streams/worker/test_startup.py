@@ -10,7 +10,7 @@ import time
 
 import orjson
 
-from streams.pipeline import free_port
+from streams.local_runner import free_port
 
 
 def test_an_unreachable_broker_is_one_clear_line_within_the_bound() -> None:

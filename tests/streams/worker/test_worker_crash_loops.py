@@ -21,10 +21,9 @@ from confluent_kafka.admin import AdminClient
 from worker_harness import OutputReader, Outputs, WorkerProcess, unique_worker_settings
 
 from conftest import TEST_MATCH
-from streams.bench.worker_bench import BENCH_CONFIG, BENCH_SEED
 from streams.contract.model import ExceptionKind
-from streams.engine.config import HOUR_MS
-from streams.pipeline import worker_metric
+from streams.engine.config import HOUR_MS, MatchConfig
+from streams.local_runner import worker_metric
 from streams.simulate.produce import produce, producer_config
 from streams.simulate.scenarios import START_MS, simulate
 from streams.simulate.truth import check, truth_of
@@ -34,6 +33,9 @@ from streams.worker.topics import create_topics, topic_names
 StartWorker = Callable[..., WorkerProcess]
 MAX = 2**63 - 1
 T0 = START_MS
+# The simulator's mix as bench/worker_bench.py runs it: its seed and tolerances.
+BENCH_CONFIG = MatchConfig(amount_tolerance_minor=5, amount_tolerance_bps=10)
+BENCH_SEED = 5
 
 
 def _producer(settings: WorkerSettings) -> Producer:

@@ -14,7 +14,7 @@ from confluent_kafka import Producer
 from worker_harness import OutputReader, Outputs, WorkerProcess
 
 from conftest import TEST_MATCH
-from streams.pipeline import wait_for_batches, worker_metric
+from streams.local_runner import wait_for_batches, worker_metric
 from streams.simulate.encoding import heartbeat
 from streams.simulate.produce import produce, producer_config
 from streams.simulate.scenarios import START_MS, simulate

@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, TopicPartition
 from worker_harness import OutputReader, Outputs, WorkerProcess
 
 from conftest import TEST_MATCH
-from streams.pipeline import worker_metric
+from streams.local_runner import worker_metric
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate
 from streams.simulate.truth import Truth, check, truth_of

@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streams.contract.codec import decode_dead_letter, decode_exception, decode_match
 from streams.contract.model import DeadLetter, ExceptionRecord, MatchRecord
-from streams.pipeline import env_for
+from streams.local_runner import env_for
 from streams.settings import KafkaSettings, TopicNames, database_url_from_env
 from streams.worker.settings import WorkerSettings
 

@@ -10,7 +10,7 @@ one process per partition DB:
 * then the highest applied input offsets in the state's meta record are reset (see
   :func:`_reset_offsets`), so the worker accepts the offsets of its fresh input topics.
 
-:func:`worker_rss` then starts one real worker (``streams.pipeline``) over that data dir, feeds
+:func:`worker_rss` then starts one real worker (``streams.local_runner``) over that data dir, feeds
 it a little live traffic on every partition (ledger entries that close some of the open groups,
 and new payments), and reads the worker process's peak RSS (``VmHWM``). :func:`time_expiry`
 advances the watermark of the same state in-process, through the worker's batch processor over
@@ -18,7 +18,7 @@ RocksDB opened with the worker's options, until 1% of the open groups pass their
 :func:`time_restore` writes the state's records to a fresh changelog topic (in transactions, as
 the worker does) and times the worker's restore of it into empty RocksDB dirs.
 
-    python -m streams.bench.state_bench [--groups 1000000]
+    python bench/state_bench.py [--groups 1000000]
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from streams.contract.model import Flow, Heartbeat, InputEvent, Side
 from streams.engine import codec, keys
 from streams.engine.config import MatchConfig
 from streams.engine.engine import MatchingEngine
-from streams.pipeline import free_port, pipeline, worker_metric
+from streams.local_runner import free_port, pipeline, worker_metric
 from streams.settings import KafkaSettings, TopicNames, database_url_from_env
 from streams.simulate.produce import producer_config
 from streams.state.base import KeyValueStore, prefix_end

@@ -1,6 +1,6 @@
 """Throughput of the worker's per-record path, stage by stage (a script, not a test).
 
-``python -m streams.bench.pipeline_bench [--count N] [--store memory|rocksdict] [--profile]``
+``python bench/pipeline_bench.py [--count N] [--store memory|rocksdict] [--profile]``
 simulates N input records (seeded), lays them out as the input topics would hold them (3
 partitions, murmur2) in JSON and in Avro, and for each format prints records/s of:
 

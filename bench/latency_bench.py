@@ -14,7 +14,7 @@ prints percentiles for each lateness given, of:
   is the moment the row was inserted, a few ms before its transaction commits. Reading rows
   with a poller instead would add the poll interval to every sample.
 
-    python -m streams.bench.latency_bench [--lateness 1000 5000] [--seconds 20] [--rate 200]
+    python bench/latency_bench.py [--lateness 1000 5000] [--seconds 20] [--rate 200]
         [--to kafka|postgres]
 """
 
@@ -36,7 +36,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from connectors.postgres.migrate import migrate
 from streams.contract.codec import decode_match
 from streams.engine.config import MatchConfig
-from streams.pipeline import Pipeline, free_port, pipeline
+from streams.local_runner import Pipeline, free_port, pipeline
 from streams.settings import database_url_from_env
 from streams.simulate.produce import producer_config
 from streams.worker.settings import WorkerSettings, worker_from_env

@@ -5,7 +5,7 @@ worker and times it from the first input consumed to the last output committed t
 :func:`time_worker`). The same records then run through the worker's batch processor
 in-process, over memory stores, for the ratio.
 
-    python -m streams.bench.worker_bench [--count 100000] [--partitions 3]
+    python bench/worker_bench.py [--count 100000] [--partitions 3]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from streams.engine.config import MatchConfig
-from streams.pipeline import Process, free_port, pipeline, worker_metric
+from streams.local_runner import Process, free_port, pipeline, worker_metric
 from streams.settings import TopicNames, database_url_from_env
 from streams.simulate.local import run_local
 from streams.simulate.produce import produce

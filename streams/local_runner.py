@@ -1,4 +1,5 @@
-"""Run the whole pipeline locally (topics, worker and sink processes) for the demo and benches.
+"""The local process runner: the whole pipeline (topics, worker and sink processes) on this
+machine, for ``recon demo``, the tests and the benchmarks.
 
 Each run gets its own topic names, app id, consumer group and PostgreSQL schema, so runs never
 see each other's data; what a run creates it removes, except the schema, which stays for

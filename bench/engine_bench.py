@@ -1,6 +1,6 @@
 """Throughput of the pure matching engine (a script, not a test).
 
-``python -m streams.bench.engine_bench [--events N --groups G]`` generates N events, seeded and
+``python bench/engine_bench.py [--events N --groups G]`` generates N events, seeded and
 deterministic: each step opens a group (one payment) and closes the group opened G steps
 before (one ledger credit, split in two one time in ten), so about G groups stay open. The two
 inputs are interleaved in blocks of 1000, like a consumer's fetches. It prints events/s for

@@ -1,6 +1,6 @@
 """Benchmark of the PostgreSQL sink (a script, not a test).
 
-    .venv/bin/python -m connectors.postgres.bench [--records 200000] [--batch-size 5000]
+    .venv/bin/python bench/sink_bench.py [--records 200000] [--batch-size 5000]
 
 1. Batch writer: N encoded Match records through ``PostgresSink`` in batches: decode +
    validation (Python) and COPY + upsert + offsets (PostgreSQL), timed separately.
@@ -284,9 +284,7 @@ def _produce(kafka: KafkaSettings, topic: str, values: list[bytes]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m connectors.postgres.bench", description=__doc__
-    )
+    parser = argparse.ArgumentParser(prog="python bench/sink_bench.py", description=__doc__)
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--skip-e2e", action="store_true")
