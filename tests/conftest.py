@@ -16,8 +16,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from ci_support import ROOT, missing
 from streams.settings import KafkaSettings, database_url_from_env, kafka_from_env
+from tests.ci_support import ROOT, missing
 
 INTEGRATION_FIXTURES = {
     "kafka",

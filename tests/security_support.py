@@ -1,5 +1,5 @@
 """Helpers of the security tests (tests/streams/test_security_on_kafka.py,
-tests/connectors/test_sink_tls.py): run a ``recon`` process, make a CA that signed nothing
+tests/connectors/postgres/test_tls.py): run a ``recon`` process, make a CA that signed nothing
 the servers use, and read a process's JSON log lines. Imported by name, like pipeline_support."""
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ The transport is registered under the ``faust.transports`` entry point as ``reco
 pyproject.toml); the worker's consumer URL uses that scheme, its producer plain ``kafka://``.
 
 Every private Faust API used here is listed in :data:`PRIVATE_API`, and
-tests/streams/worker/test_unit_faust_batches.py fails by name when an upgrade removes one.
+tests/streams/worker/test_faust_batches.py fails by name when an upgrade removes one.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from mode.utils.futures import notify
 
 SCHEME = "recon"
 
-# Checked against the installed Faust by tests/streams/worker/test_unit_faust_batches.py.
+# Checked against the installed Faust by tests/streams/worker/test_faust_batches.py.
 PRIVATE_API = (
     "Consumer._wait_next_records",
     "Consumer._to_message",

@@ -15,7 +15,7 @@ header is a valid payment).
 
 The one aiokafka internal relied on is the fetcher module's ``MemoryRecords`` name (it builds
 each fetched message set with it); :data:`PRIVATE_API` lists it, and
-tests/streams/worker/test_unit_lenient_records.py reads a real batch through aiokafka's
+tests/streams/worker/test_lenient_records.py reads a real batch through aiokafka's
 ``PartitionRecords`` with it.
 """
 

@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 import psycopg
 from confluent_kafka.admin import AdminClient
 
-from pipeline_support import http_get, wait_for_counts, wait_for_status
 from streams.local_runner import free_port
 from streams.settings import KafkaSettings, kafka_from_env, topics_from_env
 from streams.simulate.produce import produce
@@ -31,6 +30,7 @@ from streams.simulate.verify_pg import expected_counts
 from streams.worker.settings import worker_from_env
 from streams.worker.topics import topic_names
 from tests.deploy.compose_support import compose_env
+from tests.pipeline_support import http_get, wait_for_counts, wait_for_status
 
 RECON = Path(sys.executable).with_name("recon")
 # What a process needs from the machine, not from its settings.

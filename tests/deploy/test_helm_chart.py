@@ -22,7 +22,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from ci_support import ci_tool
+from tests.ci_support import ci_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "recon"

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from ci_support import ci_tool
+from tests.ci_support import ci_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "helm" / "recon" / "files" / "prometheus"

@@ -17,7 +17,7 @@ from tests.faults.scenarios import SCENARIOS, Env
 RECOVERY_BOUND_S = 60
 
 
-# The fuzz scenario's short form is tests/fuzz/test_fuzz_pipeline.py, with finer assertions.
+# The fuzz scenario's short form is tests/fuzz/test_pipeline.py, with finer assertions.
 @pytest.mark.parametrize("name", [n for n in SCENARIOS if n != "fuzz"])
 def test_short_fault_scenario_loses_and_doubles_nothing(
     name: str, kafka: KafkaSettings, database_url: str, tmp_path: Path

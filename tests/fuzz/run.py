@@ -1,6 +1,6 @@
 """The fuzz corpus through a real worker and sink: :func:`run_fuzz`.
 
-For the end-to-end test (tests/fuzz/test_fuzz_pipeline.py, a sample) and for a fault-suite
+For the end-to-end test (tests/fuzz/test_pipeline.py, a sample) and for a fault-suite
 runner (the full corpus)::
 
     with pipeline(WorkerSettings(kafka=kafka, match=FUZZ_MATCH, partitions=3), url, work, schema) as pipe:

@@ -17,15 +17,6 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from pipeline_support import http_get, wait_for_counts, wait_for_status
-from security_support import (
-    Ran,
-    assert_one_clear_line,
-    clean_env,
-    distinctive,
-    run_recon,
-    untrusted_ca,
-)
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.exceptions import EXIT_CONFIG
 from streams.local_runner import env_for, free_port, pipeline
@@ -33,6 +24,15 @@ from streams.settings import KafkaSettings
 from streams.simulate.truth import Truth
 from streams.simulate.verify_pg import differences, expected_counts
 from streams.worker.settings import WorkerSettings
+from tests.pipeline_support import http_get, wait_for_counts, wait_for_status
+from tests.security_support import (
+    Ran,
+    assert_one_clear_line,
+    clean_env,
+    distinctive,
+    run_recon,
+    untrusted_ca,
+)
 
 MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)
 

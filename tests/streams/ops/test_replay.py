@@ -14,7 +14,6 @@ import pytest
 
 from connectors.postgres import generations
 from connectors.postgres.run import EXIT_RETIRED
-from pipeline_support import use_env, wait_for_counts
 from streams import generation
 from streams.cli import main
 from streams.engine.config import HOUR_MS, MatchConfig
@@ -26,6 +25,7 @@ from streams.simulate.scenarios import simulate
 from streams.simulate.truth import truth_of
 from streams.simulate.verify_pg import differences, expected_counts, row_counts
 from streams.worker.settings import WorkerSettings
+from tests.pipeline_support import use_env, wait_for_counts
 
 # The right config (the simulation's), and a bad deploy without its amount tolerance.
 RIGHT = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)

@@ -18,9 +18,7 @@ import psycopg
 import pytest
 from PIL import Image
 
-from ci_support import missing
 from connectors.postgres.migrate import migrate
-from pipeline_support import wait_for_counts
 from streams.cli import main
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.local_runner import pipeline
@@ -31,6 +29,8 @@ from streams.simulate.scenarios import simulate
 from streams.simulate.truth import truth_of
 from streams.simulate.verify_pg import expected_counts
 from streams.worker.settings import WorkerSettings
+from tests.ci_support import missing
+from tests.pipeline_support import wait_for_counts
 
 ROOT = Path(__file__).resolve().parents[3]
 MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)

@@ -20,7 +20,6 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from connectors.postgres import generations
-from pipeline_support import use_env
 from streams.cli import main
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.local_runner import Process, env_for, free_port, pipeline
@@ -34,6 +33,7 @@ from streams.simulate.truth import truth_of
 from streams.simulate.verify_pg import differences, expected_counts, row_counts
 from streams.worker.settings import WorkerSettings
 from streams.worker.topics import topic_names
+from tests.pipeline_support import use_env
 
 MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)
 

@@ -1,125 +1,149 @@
-"""``recon verify`` on a real pipeline run: it passes on a clean run, and it fails naming the
-event or the row when a row is deleted by hand, when a match is duplicated by hand, and when an
-input event is in no place at all (a worker that acked a record it never processed)."""
+"""The trial balance's accounting on hand-made inputs and rows (pure, no broker)."""
 
 from __future__ import annotations
 
-import re
-import uuid
-from pathlib import Path
+from streams.contract.model import Flow, InputEvent, Side
+from streams.engine.config import MatchConfig
+from streams.engine.ids import conflict_id
+from streams.ops.verify import (
+    ExceptionRow,
+    InputRow,
+    MatchRow,
+    StateMember,
+    Verdict,
+    Window,
+    render,
+    verify,
+)
 
-import orjson
-import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
-
-from pipeline_support import use_env, wait_for_counts
-from streams.cli import main
-from streams.engine.config import HOUR_MS, MatchConfig
-from streams.local_runner import Pipeline, env_for, pipeline
-from streams.settings import KafkaSettings
-from streams.simulate.produce import produce
-from streams.simulate.scenarios import simulate
-from streams.simulate.truth import truth_of
-from streams.simulate.verify_pg import expected_counts
-from streams.worker.partitioning import partition_for
-from streams.worker.settings import WorkerSettings
-
-MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)
+CONFIG = MatchConfig(amount_tolerance_minor=5)
+T = 1_767_225_600_000
 
 
-def _verify(
-    pipe: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str]:
-    use_env(
-        monkeypatch,
-        env_for(pipe.settings, pipe.work_dir / "verify", pipe.schema, pipe.database_url),
+def ev(
+    side: Side, event_id: str, ref: str, amount: int, offset: int, h: bytes = b"h"
+) -> InputEvent:
+    return InputEvent(side, event_id, ref, amount, "EUR", T + offset, Flow.PAYMENT, h, offset)
+
+
+def row(e: InputEvent) -> InputRow:
+    return InputRow("payments" if e.side is Side.PAYMENT else "ledger", 0, e.offset, e)
+
+
+def match(
+    mid: str, ref: str, pays: tuple[str, ...], leds: tuple[str, ...], pay: int, led: int,
+    rule: str = "exact", xid: str | None = None,
+) -> MatchRow:  # fmt: skip
+    return MatchRow(mid, ref, rule, "EUR", pay, led, led - pay, pays, leds, T, xid)
+
+
+def exc(
+    xid: str, ref: str, kind: str, status: str, pays: tuple[str, ...], leds: tuple[str, ...],
+    pay: int, led: int,
+) -> ExceptionRow:  # fmt: skip
+    return ExceptionRow(xid, ref, kind, status, pay, led, pays, leds, T)
+
+
+def check(
+    inputs: list[InputRow],
+    matches: list[MatchRow] = [],  # noqa: B006 - never mutated
+    exceptions: list[ExceptionRow] = [],  # noqa: B006
+    dead: list[tuple[str, int, int]] = [],  # noqa: B006
+    state: list[StateMember] = [],  # noqa: B006
+    window: Window | None = None,
+) -> Verdict:
+    return verify(
+        inputs, matches, exceptions, dead, state, partitions=1, config=CONFIG,
+        window=window or Window(),
+    )  # fmt: skip
+
+
+def problems(v: Verdict) -> list[tuple[str, str]]:
+    return [(f.problem, f.subject) for f in v.findings]
+
+
+P1, L1 = ev(Side.PAYMENT, "p1", "R1", 100, 0), ev(Side.LEDGER, "l1", "R1", 100, 0)
+
+
+def test_a_balanced_day_accounts_every_record_once() -> None:
+    p2 = ev(Side.PAYMENT, "p2", "R2", 70, 1)
+    p3 = ev(Side.PAYMENT, "p3", "R3", 30, 2)
+    bad = InputRow("payments", 0, 3, None, "BAD_JSON")
+    beat = InputRow("ledger", 0, 1, None, heartbeat=True)
+    v = check(
+        [row(P1), row(L1), row(p2), row(p3), bad, beat, row(P1)],
+        [match("m1", "R1", ("p1",), ("l1",), 100, 100)],
+        [exc("x2", "R2", "MISSING_LEDGER", "open", ("p2",), (), 70, 0)],
+        [("payments", 0, 3)],
+        [StateMember(0, Side.PAYMENT, "p3", 30, "open group")],
     )
-    code = main(["verify", "--wait", "60"])
-    return code, capsys.readouterr().out
+    assert v.ok, v.findings
+    t = v.tally
+    assert (t.inputs, t.matched, t.in_exceptions, t.in_state) == (7, 2, 1, 1)
+    assert (t.dead_letters, t.heartbeats, t.duplicates) == (1, 1, 1)
+    assert "OK: every input" in render(v)
 
 
-def test_verify_passes_on_a_clean_run_and_names_each_planted_fault(
-    kafka: KafkaSettings,
-    database_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    sim = simulate(2000, seed=404, config=MATCH)
-    truth = truth_of(sim)
-    base = WorkerSettings(kafka=kafka, match=MATCH, partitions=3)
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    with pipeline(base, database_url, tmp_path, schema) as pipe:
-        worker = pipe.worker()
-        pipe.sink()
-        produce(sim, kafka, pipe.settings.topics, pipe.settings.partitions, fmt="avro")
-        with pipe.pg() as conn:
-            assert wait_for_counts(conn, expected_counts(truth), 180) == expected_counts(truth)
+def test_an_event_in_no_place_and_one_counted_twice_are_named() -> None:
+    v = check(
+        [row(P1), row(L1)],
+        [
+            match("m1", "R1", ("p1",), ("l1",), 100, 100),
+            match("m2", "R1", ("p1",), (), 100, 0, rule="split"),
+        ],
+    )
+    assert (
+        "counted more than once",
+        "payment event 'p1' (reference 'R1', payments[0]@0)",
+    ) in problems(v)
+    v = check([row(P1), row(L1)], [])
+    assert problems(v)[:2] == [
+        ("in no place", "ledger event 'l1' (reference 'R1', ledger[0]@0)"),
+        ("in no place", "payment event 'p1' (reference 'R1', payments[0]@0)"),
+    ]
 
-            code, out = _verify(pipe, monkeypatch, capsys)
-            assert code == 0, out
-            assert "OK: every input is in exactly one place" in out
-            assert re.search(rf"^match rows\s+{len(truth.matches):,}$", out, re.M), out
 
-            # 1. A match row deleted by hand: its events are in no place.
-            row = conn.execute(
-                "SELECT match_id, payment_event_ids[1] FROM recon_matches"
-                " WHERE rule = 'exact' ORDER BY match_id LIMIT 1"
-            ).fetchone()
-            assert row is not None
-            match_id, payment_id = str(row[0]), str(row[1])
-            saved = conn.execute(
-                "SELECT * FROM recon_matches WHERE match_id = %s", [match_id]
-            ).fetchone()
-            assert saved is not None
-            conn.execute("DELETE FROM recon_matches WHERE match_id = %s", [match_id])
-            code, out = _verify(pipe, monkeypatch, capsys)
-            assert code == 1
-            assert f"FAIL in no place: payment event {payment_id!r}" in out
-            placeholders = ", ".join(["%s"] * len(saved))
-            conn.execute(f"INSERT INTO recon_matches VALUES ({placeholders})", list(saved))
+def test_a_conflicting_duplicate_needs_its_exception() -> None:
+    copy = ev(Side.PAYMENT, "p1", "R1", 999, 5, h=b"other")
+    xid = conflict_id(Side.PAYMENT, "p1", b"h", b"other")
+    ok = [match("m1", "R1", ("p1",), ("l1",), 100, 100)]
+    conflict = exc(xid, "R1", "DUPLICATE_CONFLICT", "open", ("p1",), (), 999, 0)
+    v = check([row(P1), row(L1), row(copy)], ok, [conflict])
+    assert v.ok
+    assert v.tally.conflicts == 1
+    v = check([row(P1), row(L1), row(copy)], ok)
+    assert problems(v) == [
+        (
+            "conflicting duplicate with no DUPLICATE_CONFLICT exception",
+            "payment event 'p1' (reference 'R1', payments[0]@5)",
+        )
+    ]
 
-            # 2. A match duplicated by hand under another id: its events are counted twice.
-            conn.execute(
-                "INSERT INTO recon_matches SELECT 'copy-' || match_id, reference, flow, rule,"
-                " currency, payment_amount_minor, ledger_amount_minor, difference_minor,"
-                " payment_event_ids, ledger_event_ids, first_event_time, matched_at,"
-                " exception_id, written_at FROM recon_matches WHERE match_id = %s",
-                [match_id],
-            )
-            code, out = _verify(pipe, monkeypatch, capsys)
-            assert code == 1
-            assert f"FAIL counted more than once: payment event {payment_id!r}" in out
-            assert f"match copy-{match_id}" in out
-            conn.execute("DELETE FROM recon_matches WHERE match_id = %s", [f"copy-{match_id}"])
-            code, out = _verify(pipe, monkeypatch, capsys)
-            assert code == 0, out
 
-        # 3. An input event in no place: a worker acked a record it never processed (what
-        # faust-streaming #315 does on an agent error). Stop the worker, write the event, and
-        # move the worker group's committed offset past it.
-        worker.stop()
-        t = pipe.settings.topics
-        ref = "VERIFY-LOST-1"
-        partition = partition_for(ref.encode(), pipe.settings.partitions)
-        p = Producer(kafka.confluent_config())
-        event = {
-            "event_id": "lost-p1",
-            "reference": ref,
-            "amount_minor": 4200,
-            "currency": "EUR",
-            "event_time": 1_767_225_600_000,
-            "kind": "payment",
-        }
-        p.produce(t.payments, key=ref.encode(), value=orjson.dumps(event), partition=partition)
-        assert p.flush(30) == 0
-        c = Consumer({**kafka.confluent_config(), "group.id": pipe.settings.app_id})
-        try:
-            _, high = c.get_watermark_offsets(TopicPartition(t.payments, partition), timeout=30)
-            c.commit(offsets=[TopicPartition(t.payments, partition, high)], asynchronous=False)
-        finally:
-            c.close()
-        code, out = _verify(pipe, monkeypatch, capsys)
-        assert code == 1
-        assert f"FAIL in no place: payment event 'lost-p1' (reference {ref!r}, " in out
-        assert f"{t.payments}[{partition}]@{high - 1})" in out
+def test_rows_must_be_explained_by_inputs_and_by_each_other() -> None:
+    # A late match resolves its exception exactly once; its amounts are its inputs'.
+    raised = exc("x1", "R1", "MISSING_LEDGER", "resolved", ("p1",), (), 100, 0)
+    late = match("m1", "R1", ("p1",), ("l1",), 100, 100, rule="late", xid="x1")
+    assert check([row(P1), row(L1)], [late], [raised]).ok
+    twice = match("m2", "R1", (), (), 0, 0, rule="late", xid="x1")
+    assert (
+        "resolved twice",
+        "exception x1 (reference 'R1', MISSING_LEDGER, resolved)",
+    ) in problems(check([row(P1), row(L1)], [late, twice], [raised]))
+    orphan = match("m1", "R1", ("p1",), ("l1",), 100, 100, rule="late", xid="gone")
+    assert problems(check([row(P1), row(L1)], [orphan]))[0][0] == "late match without its exception"
+    wrong = match("m1", "R1", ("p1",), ("l1",), 90, 100, rule="tolerance")
+    found = problems(check([row(P1), row(L1)], [wrong]))
+    assert ("amounts", "match m1 (reference 'R1', rule tolerance)") in found
+    assert ("rule does not fit the amounts", "match m1 (reference 'R1', rule tolerance)") in found
+    assert ("reference does not balance", "reference 'R1' (payment)") in found
+    ghost = match("m9", "R9", ("p9",), (), 1, 0, rule="split")
+    assert ("refers to an event no input has", "match m9") in problems(check([], [ghost]))
+
+
+def test_the_window_limits_what_is_checked() -> None:
+    early = ev(Side.PAYMENT, "p0", "R0", 10, -10_000)
+    v = check([row(early), row(P1), row(L1)], [match("m1", "R1", ("p1",), ("l1",), 100, 100)],
+              window=Window(T - 1000, T + 1000))  # fmt: skip
+    assert v.ok
+    assert v.tally.outside_window == 1

@@ -6,15 +6,16 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from worker_harness import OutputReader, WorkerProcess, unique_worker_settings
 
-from streams.engine.config import HOUR_MS, MatchConfig
 from streams.settings import KafkaSettings
 from streams.worker.settings import WorkerSettings
 from streams.worker.topics import create_topics, topic_names
-
-# Timeouts fire within a run: a 1 h window over a simulation that spans many hours.
-TEST_MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)
+from tests.streams.worker.harness import (
+    TEST_MATCH,
+    OutputReader,
+    WorkerProcess,
+    unique_worker_settings,
+)
 
 
 @pytest.fixture

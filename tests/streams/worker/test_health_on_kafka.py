@@ -21,7 +21,6 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from pipeline_support import http_get, wait_for_counts, wait_for_status
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.local_runner import free_port, pipeline, worker_metric
 from streams.settings import KafkaSettings
@@ -31,6 +30,7 @@ from streams.simulate.truth import truth_of
 from streams.simulate.verify_pg import expected_counts
 from streams.worker.settings import WorkerSettings
 from streams.worker.topics import changelog_topic_name
+from tests.pipeline_support import http_get, wait_for_counts, wait_for_status
 
 MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)
 PASSWORD = "Pw-4c1e9d-not-in-any-log"  # the test looks for it everywhere

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline_support import wait_for_counts
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.local_runner import free_port, pipeline
 from streams.settings import KafkaSettings
@@ -23,6 +22,7 @@ from streams.simulate.truth import truth_of
 from streams.simulate.verify_pg import expected_counts
 from streams.worker.settings import WorkerSettings
 from tests.deploy.dashboard_support import SCRAPE_METRICS, dashboard_metric_names, load_dashboard
+from tests.pipeline_support import wait_for_counts
 
 MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)
 

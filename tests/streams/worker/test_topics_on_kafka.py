@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
-from worker_harness import unique_worker_settings
 
 from streams.cli import main
 from streams.settings import KafkaSettings
@@ -19,6 +18,7 @@ from streams.worker.topics import (
     current_configs,
     topic_names,
 )
+from tests.streams.worker.harness import unique_worker_settings
 
 
 @pytest.fixture

@@ -16,9 +16,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from security_support import assert_one_clear_line, clean_env, distinctive, run_recon, untrusted_ca
 from streams.exceptions import EXIT_CONFIG
 from streams.settings import KafkaSettings
+from tests.security_support import (
+    assert_one_clear_line,
+    clean_env,
+    distinctive,
+    run_recon,
+    untrusted_ca,
+)
 
 
 def _with(url: str, password: str | None = None, **query: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from pipeline_support import wait_for_counts
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.local_runner import Pipeline, pipeline
 from streams.settings import KafkaSettings
@@ -14,6 +13,7 @@ from streams.simulate.scenarios import simulate
 from streams.simulate.truth import Truth, truth_of
 from streams.simulate.verify_pg import differences, expected_counts
 from streams.worker.settings import WorkerSettings
+from tests.pipeline_support import wait_for_counts
 
 MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)
 

@@ -9,8 +9,7 @@ import psycopg
 import pytest
 
 from connectors.postgres.migrate import load_migrations, migrate
-
-from .conftest import connect
+from tests.connectors.conftest import connect
 
 JAN = datetime(2026, 1, 15, tzinfo=UTC)
 FAR = datetime(2300, 1, 1, tzinfo=UTC)  # no monthly partition: DEFAULT

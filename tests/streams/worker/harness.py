@@ -16,9 +16,13 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streams.contract.codec import decode_dead_letter, decode_exception, decode_match
 from streams.contract.model import DeadLetter, ExceptionRecord, MatchRecord
+from streams.engine.config import HOUR_MS, MatchConfig
 from streams.local_runner import env_for
 from streams.settings import KafkaSettings, TopicNames, database_url_from_env
 from streams.worker.settings import WorkerSettings
+
+# Timeouts fire within a run: a 1 h window over a simulation that spans many hours.
+TEST_MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)
 
 
 def free_port() -> int:

@@ -6,16 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from _engine_testkit import (
-    HOUR,
-    MIN,
-    T0,
-    Feed,
-    expected_exception_id,
-    match,
-    run,
-    strip_detail,
-)
 
 from streams.contract.model import (
     ExceptionKind,
@@ -26,6 +16,16 @@ from streams.contract.model import (
     Side,
 )
 from streams.engine import MatchConfig
+from tests.streams.engine.testkit import (
+    HOUR,
+    MIN,
+    T0,
+    Feed,
+    expected_exception_id,
+    match,
+    run,
+    strip_detail,
+)
 
 W = 48 * HOUR  # default match window
 OPEN, RESOLVED = ExceptionStatus.OPEN, ExceptionStatus.RESOLVED

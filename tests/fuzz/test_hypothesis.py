@@ -37,7 +37,7 @@ from tests.fuzz.corpus import (
     avro_single_object,
     confluent_frame,
 )
-from tests.fuzz.test_fuzz_corpus import documented_reasons
+from tests.fuzz.test_corpus import documented_reasons
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = {

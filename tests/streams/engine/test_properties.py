@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from _engine_testkit import Item, content_hash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +27,7 @@ from streams.engine.progress import progress
 from streams.state.base import KeyValueStore
 from streams.state.batching import BatchingStore
 from streams.state.memory import MemoryStore
+from tests.streams.engine.testkit import Item, content_hash
 
 LATENESS = 100
 WINDOW = 1_000

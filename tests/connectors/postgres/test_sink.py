@@ -19,12 +19,10 @@ from pathlib import Path
 import pytest
 
 from connectors.postgres.partitions import current_month, month_from_index, month_index
-from pipeline_support import http_get, wait_for_status
 from streams.contract.decode import Rejection, RejectReason, dead_letter, decode_input
 from streams.contract.model import ExceptionKind, ExceptionStatus, Side
 from streams.local_runner import free_port
-
-from .conftest import (
+from tests.connectors.conftest import (
     Dataset,
     Output,
     SinkEnv,
@@ -38,6 +36,7 @@ from .conftest import (
     resolve,
     stored_offsets,
 )
+from tests.pipeline_support import http_get, wait_for_status
 
 PG_SCRIPT = Path(__file__).resolve().parents[2] / ".ci" / "postgres.sh"
 
@@ -350,6 +349,6 @@ def _wait_progress(sink_env: SinkEnv, after: int, timeout: float) -> None:
 
 
 def _assert_equal(sink_env: SinkEnv, expected: Dataset) -> None:
-    from .conftest import assert_tables_equal
+    from tests.connectors.conftest import assert_tables_equal
 
     assert_tables_equal(sink_env.database_url, sink_env.schema, expected)

@@ -3,14 +3,13 @@ and a group never grows past its limit."""
 
 from __future__ import annotations
 
-from _engine_testkit import HOUR, MIN, T0, Feed, match, run, strip_detail
-from test_engine_rules import exc
-
 from streams.contract.codec import OutputCodec
 from streams.contract.model import ExceptionKind, InputEvent, Side
 from streams.engine import EngineOutput, MatchConfig
 from streams.state.batching import BatchingStore
 from streams.state.memory import MemoryStore
+from tests.streams.engine.test_rules import exc
+from tests.streams.engine.testkit import HOUR, MIN, T0, Feed, match, run, strip_detail
 
 MAX = 2**63 - 1
 W = 48 * HOUR

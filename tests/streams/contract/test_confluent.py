@@ -115,8 +115,8 @@ def test_without_client_confluent_is_unknown() -> None:
 
 def test_a_registry_that_does_not_answer_is_an_error_not_a_rejection() -> None:
     """An outage says nothing about the record: the worker retries it, never dead-letters it."""
-    from registry_stub import RegistryStub
     from streams.contract.exceptions import SchemaRegistryUnavailableError
+    from tests.registry_stub import RegistryStub
 
     stub = RegistryStub()
     try:

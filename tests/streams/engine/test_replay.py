@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from _engine_testkit import HOUR, MIN, T0, Feed, run
 
 from streams.contract.model import InputEvent
 from streams.engine import (
@@ -15,6 +14,7 @@ from streams.engine import (
     PartitionMismatchError,
 )
 from streams.state.memory import MemoryStore
+from tests.streams.engine.testkit import HOUR, MIN, T0, Feed, run
 
 
 def _feed() -> Feed:

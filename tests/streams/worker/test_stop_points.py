@@ -19,15 +19,14 @@ from dataclasses import replace
 
 import orjson
 from confluent_kafka import Consumer, TopicPartition
-from worker_harness import OutputReader, Outputs, WorkerProcess
 
-from conftest import TEST_MATCH
 from streams.local_runner import worker_metric
 from streams.simulate.produce import produce
 from streams.simulate.scenarios import simulate
 from streams.simulate.truth import Truth, check, truth_of
 from streams.worker.settings import WorkerSettings
 from streams.worker.stop_points import POINTS
+from tests.streams.worker.harness import TEST_MATCH, OutputReader, Outputs, WorkerProcess
 
 StartWorker = Callable[..., WorkerProcess]
 # Two stops at each point by default (about 2 minutes); the fault suite's rebalance scenario

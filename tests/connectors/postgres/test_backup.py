@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from connectors.postgres.settings import sink_settings_from_env
-from pipeline_support import wait_for_counts
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.local_runner import env_for, pipeline
 from streams.ops.verify_sources import input_ends, wait_caught_up
@@ -23,6 +22,7 @@ from streams.simulate.scenarios import simulate
 from streams.simulate.truth import truth_of
 from streams.simulate.verify_pg import differences, expected_counts, row_counts
 from streams.worker.settings import WorkerSettings
+from tests.pipeline_support import wait_for_counts
 
 MATCH = MatchConfig(match_window_ms=HOUR_MS, amount_tolerance_minor=5, amount_tolerance_bps=10)
 

@@ -18,9 +18,7 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
-from worker_harness import OutputReader, Outputs, WorkerProcess, unique_worker_settings
 
-from conftest import TEST_MATCH
 from streams.contract.model import ExceptionKind
 from streams.engine.config import HOUR_MS, MatchConfig
 from streams.local_runner import worker_metric
@@ -29,6 +27,13 @@ from streams.simulate.scenarios import START_MS, simulate
 from streams.simulate.truth import check, truth_of
 from streams.worker.settings import WorkerSettings
 from streams.worker.topics import create_topics, topic_names
+from tests.streams.worker.harness import (
+    TEST_MATCH,
+    OutputReader,
+    Outputs,
+    WorkerProcess,
+    unique_worker_settings,
+)
 
 StartWorker = Callable[..., WorkerProcess]
 MAX = 2**63 - 1

@@ -11,9 +11,7 @@ from urllib.error import HTTPError
 
 import orjson
 from confluent_kafka import Producer
-from worker_harness import OutputReader, Outputs, WorkerProcess
 
-from conftest import TEST_MATCH
 from streams.local_runner import wait_for_batches, worker_metric
 from streams.simulate.encoding import heartbeat
 from streams.simulate.produce import produce, producer_config
@@ -21,6 +19,7 @@ from streams.simulate.scenarios import START_MS, simulate
 from streams.simulate.truth import Truth, check, truth_of
 from streams.worker.partitioning import partition_for
 from streams.worker.settings import WorkerSettings
+from tests.streams.worker.harness import TEST_MATCH, OutputReader, Outputs, WorkerProcess
 
 StartWorker = Callable[..., WorkerProcess]
 
@@ -348,8 +347,8 @@ def _confluent(schema_id: int, schema: str, datum: dict[str, object]) -> bytes:
 def test_schema_registry_outage_pauses_the_worker_instead_of_dead_lettering(
     worker_settings: WorkerSettings, start_worker: StartWorker, outputs: OutputReader
 ) -> None:
-    from registry_stub import RegistryStub
     from streams.contract.registry import default_schemas_dir
+    from tests.registry_stub import RegistryStub
 
     stub = RegistryStub()
     try:

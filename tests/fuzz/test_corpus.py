@@ -210,7 +210,7 @@ def test_refused_items_are_over_the_limits(corpus: Corpus) -> None:
                 producer.produce("payments", item.value, key=item.key)
             assert caught.value.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
         else:
-            # The broker refuses it (tests/fuzz/test_fuzz_pipeline.py): over the topic's limit.
+            # The broker refuses it (tests/fuzz/test_pipeline.py): over the topic's limit.
             assert TOPIC_LIMIT < item.size < LARGE_PRODUCER_LIMIT
     # Everything else that was sent fits what was sent with.
     for item in corpus.items:
