@@ -35,7 +35,7 @@ from connectors.postgres.partitions import PartitionManager
 from connectors.postgres.rows import (
     MATCH_COLUMNS,
     MATCH_KINDS,
-    MatchRow,
+    Row,
     RowBuilder,
     month_of_ms,
 )
@@ -106,14 +106,14 @@ def bench_writer(settings: SinkSettings, values: list[bytes], batch_size: int) -
     return WriterRun(len(values), prep_s, write_s)
 
 
-def match_rows(records: Sequence[SinkRecord]) -> list[MatchRow]:
+def match_rows(records: Sequence[SinkRecord]) -> list[Row]:
     """The rows the sink would write to ``recon_matches`` for these records."""
     return list(RowBuilder().prepare(records).matches.values())
 
 
 def copy_rows(
     settings: SinkSettings,
-    rows: Sequence[MatchRow],
+    rows: Sequence[Row],
     batch_size: int,
     progress: Callable[[int], object] | None = None,
 ) -> float:
@@ -123,7 +123,7 @@ def copy_rows(
     sink = PostgresSink(settings)
     sink.open()
     sink.close()
-    months = {month_of_ms(r.first_event_time) for r in rows}
+    months = {month_of_ms(r[MATCH_COLUMNS.index("first_event_time")]) for r in rows}
     manager = PartitionManager(
         settings.schema, settings.partitions_past_months, settings.partitions_future_months
     )

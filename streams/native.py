@@ -34,6 +34,7 @@ MODULES = (
     "streams/engine/progress.py",
     "streams/state/batching.py",
     "streams/contract/model.py",
+    "streams/contract/records.py",
     "streams/contract/decode.py",
     "streams/contract/codec.py",
     "streams/contract/avro_fast.py",

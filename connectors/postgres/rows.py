@@ -1,4 +1,9 @@
-"""Turn raw Kafka records into typed rows for the three tables (pure, no database).
+"""Turn raw Kafka records into rows for the three tables (pure, no database).
+
+A table's columns are its record's fields, in the order of the record's Avro schema
+(:mod:`streams.contract.records`): so are a row's values, with the sink's own columns of a dead
+letter around them. What each value must be for PostgreSQL follows from the field's type, and
+for a few columns from their constraints (:data:`NAMED_CHECKS`).
 
 Records are routed by their Avro fingerprint, not by topic, so a record on the "wrong" output
 topic is still stored where it belongs. Anything that cannot become a valid row (not Avro,
@@ -10,13 +15,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final, NamedTuple
+from typing import Any, Final
 
 from connectors.base import SinkRecord, TopicPartitionKey
 from connectors.postgres import binary_copy
+from streams.contract import records
 from streams.contract.codec import OutputCodec
 from streams.contract.dead_letters import bounded_dead_letter
 from streams.contract.exceptions import ContractError
@@ -27,133 +33,146 @@ EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # PostgreSQL timestamptz accepts much more, Python's datetime years 1..9999 only.
 _MIN_MS: Final = -62_135_596_800_000
 _MAX_MS: Final = 253_402_300_799_999
-_INT32: Final = 2**31
+_INT32_RANGE: Final = 2**31
 _SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
-MATCH_COLUMNS: Final = (
-    "match_id",
-    "reference",
-    "flow",
-    "rule",
-    "currency",
-    "payment_amount_minor",
-    "ledger_amount_minor",
-    "difference_minor",
-    "payment_event_ids",
-    "ledger_event_ids",
-    "first_event_time",
-    "matched_at",
-    "exception_id",
+#: A row: its values in the order of its table's columns (a tuple of ``*_COLUMNS``).
+Row = tuple[Any, ...]
+
+_SQL_TYPES: Final = {
+    records.TEXT: "text",
+    records.ENUM: "text",
+    records.LONG: "int8",
+    records.INT: "int4",
+    records.TIME: "timestamptz",
+    records.TEXT_ARRAY: "text[]",
+    records.BYTES: "bytea",
+}
+
+# What a value must be for PostgreSQL to take it: by the field's kind, and for a few columns by
+# their constraints (the migrations' char(3) and CHECKs).
+_NO_CHECK: Final = 0
+_NO_NUL: Final = 1
+_CURRENCY: Final = 2
+_TIME: Final = 3
+_IDS: Final = 4
+_INT32: Final = 5
+_SIZE: Final = 6
+_SHA256: Final = 7
+_KIND_CHECKS: Final = {
+    records.TEXT: _NO_NUL,
+    records.TIME: _TIME,
+    records.TEXT_ARRAY: _IDS,
+    records.INT: _INT32,
+}
+NAMED_CHECKS: Final = {
+    "currency": _CURRENCY,
+    "ledger_currency": _CURRENCY,
+    "key_size": _SIZE,
+    "value_size": _SIZE,
+    "key_sha256": _SHA256,
+    "value_sha256": _SHA256,
+}
+
+
+class RecordColumns:
+    """The columns of one output record, as its schema orders and types them, and its rows."""
+
+    def __init__(self, layout: records.RecordLayout[Any], renames: Mapping[str, str]) -> None:
+        self._layout = layout
+        fields = layout.fields
+        self.names: tuple[str, ...] = tuple(renames.get(f.name, f.name) for f in fields)
+        self.types: tuple[str, ...] = tuple(_SQL_TYPES[f.kind] for f in fields)
+        checks = []
+        for i, f in enumerate(fields):
+            check = NAMED_CHECKS.get(f.name, _KIND_CHECKS.get(f.kind, _NO_CHECK))
+            if check != _NO_CHECK:
+                checks.append((i, check, f.name))
+        self._checks: list[tuple[int, int, str]] = checks
+
+    def values(self, record: object) -> Row:
+        """The record's values, unchecked: for records the sink built itself."""
+        return self._layout.values(record)
+
+    def checked(self, record: object) -> Row:
+        """The record's values; raises :class:`InvalidRecordError` for one PostgreSQL refuses."""
+        values = self._layout.values(record)
+        for i, check, name in self._checks:
+            value = values[i]
+            if value is not None:
+                _check(check, value, name)
+        return values
+
+
+class InvalidRecordError(ValueError):
+    """A decoded record that PostgreSQL would refuse (reason INVALID_RECORD)."""
+
+
+def _check(check: int, value: Any, what: str) -> None:
+    if check == _NO_NUL:
+        if "\x00" in value:
+            raise InvalidRecordError(f"{what} contains a NUL character")
+    elif check == _TIME:
+        checked_ms(value)
+    elif check == _IDS:
+        for v in value:
+            if "\x00" in v:
+                raise InvalidRecordError(f"{what} contains a NUL character")
+    elif check == _CURRENCY:
+        if len(value) != 3 or not value.isascii() or "\x00" in value:
+            raise InvalidRecordError(f"{what} {value!r} is not a 3-letter code")
+    elif check == _SIZE:
+        if value < 0:
+            raise InvalidRecordError(f"{what} {value} is negative")
+    elif check == _SHA256:
+        if _SHA256_HEX.fullmatch(value) is None:
+            raise InvalidRecordError(f"{what} {value[:80]!r} is not a lower-case hex SHA-256")
+    elif check == _INT32 and not -_INT32_RANGE <= value < _INT32_RANGE:
+        raise InvalidRecordError(f"{what} {value} is not a 32-bit integer")
+
+
+MATCH: Final = RecordColumns(records.MATCH, {})
+EXCEPTION: Final = RecordColumns(records.EXCEPTION, {})
+# "partition" and "offset" are SQL keywords: the table names them after their source.
+DEAD_LETTER: Final = RecordColumns(
+    records.DEAD_LETTER, {"partition": "source_partition", "offset": "source_offset"}
 )
-MATCH_TYPES: Final = (
-    "text", "text", "text", "text", "text", "int8", "int8", "int8",
-    "text[]", "text[]", "timestamptz", "timestamptz", "text",
-)  # fmt: skip
-EXCEPTION_COLUMNS: Final = (
-    "exception_id",
-    "reference",
-    "flow",
-    "kind",
-    "status",
-    "currency",
-    "ledger_currency",
-    "payment_amount_minor",
-    "ledger_amount_minor",
-    "payment_event_ids",
-    "ledger_event_ids",
-    "raised_at",
-    "resolved_at",
-    "detail",
+# The sink's own columns of a dead letter: its id and origin, and where the sink read it.
+_DEAD_LETTER_HEAD: Final = (("dead_letter_id", "text"), ("origin", "text"))
+_DEAD_LETTER_TAIL: Final = (
+    ("ingested_at", "timestamptz"),
+    ("kafka_topic", "text"),
+    ("kafka_partition", "int4"),
+    ("kafka_offset", "int8"),
 )
-EXCEPTION_TYPES: Final = (
-    "text", "text", "text", "text", "text", "text", "text", "int8", "int8",
-    "text[]", "text[]", "timestamptz", "timestamptz", "text",
-)  # fmt: skip
+
+MATCH_COLUMNS: Final = MATCH.names
+MATCH_TYPES: Final = MATCH.types
+EXCEPTION_COLUMNS: Final = EXCEPTION.names
+EXCEPTION_TYPES: Final = EXCEPTION.types
 DEAD_LETTER_COLUMNS: Final = (
-    "dead_letter_id",
-    "origin",
-    "source_topic",
-    "source_partition",
-    "source_offset",
-    "key",
-    "value",
-    "reason",
-    "detail",
-    "ingested_at",
-    "kafka_topic",
-    "kafka_partition",
-    "kafka_offset",
-    "key_size",
-    "value_size",
-    "key_sha256",
-    "value_sha256",
+    *(c for c, _ in _DEAD_LETTER_HEAD),
+    *DEAD_LETTER.names,
+    *(c for c, _ in _DEAD_LETTER_TAIL),
 )
 DEAD_LETTER_TYPES: Final = (
-    "text", "text", "text", "int4", "int8", "bytea", "bytea", "text", "text",
-    "timestamptz", "text", "int4", "int8", "int8", "int8", "text", "text",
-)  # fmt: skip
-
+    *(t for _, t in _DEAD_LETTER_HEAD),
+    *DEAD_LETTER.types,
+    *(t for _, t in _DEAD_LETTER_TAIL),
+)
 
 MATCH_KINDS: Final = binary_copy.kinds_of(MATCH_TYPES)
 EXCEPTION_KINDS: Final = binary_copy.kinds_of(EXCEPTION_TYPES)
 DEAD_LETTER_KINDS: Final = binary_copy.kinds_of(DEAD_LETTER_TYPES)
 
-
-class MatchRow(NamedTuple):
-    match_id: str
-    reference: str
-    flow: str
-    rule: str
-    currency: str
-    payment_amount_minor: int
-    ledger_amount_minor: int
-    difference_minor: int
-    payment_event_ids: Sequence[str]
-    ledger_event_ids: Sequence[str]
-    first_event_time: int  # ms since the Unix epoch, like every time in these rows
-    matched_at: int
-    exception_id: str | None
-
-
-class ExceptionRow(NamedTuple):
-    exception_id: str
-    reference: str
-    flow: str
-    kind: str
-    status: str
-    currency: str
-    ledger_currency: str | None
-    payment_amount_minor: int
-    ledger_amount_minor: int
-    payment_event_ids: Sequence[str]
-    ledger_event_ids: Sequence[str]
-    raised_at: int
-    resolved_at: int | None
-    detail: str
-
-
-class DeadLetterRow(NamedTuple):
-    dead_letter_id: str
-    origin: str
-    source_topic: str
-    source_partition: int
-    source_offset: int
-    key: bytes | None
-    value: bytes | None
-    reason: str
-    detail: str
-    ingested_at: int
-    kafka_topic: str
-    kafka_partition: int
-    kafka_offset: int
-    key_size: int | None
-    value_size: int | None
-    key_sha256: str | None
-    value_sha256: str | None
-
-
-class InvalidRecordError(ValueError):
-    """A decoded record that PostgreSQL would refuse (reason INVALID_RECORD)."""
+# Where the rows' keys are: the primary keys (id, partition time) and an exception's status.
+_MATCH_ID: Final = MATCH_COLUMNS.index("match_id")
+_MATCH_TIME: Final = MATCH_COLUMNS.index("first_event_time")
+_EXCEPTION_ID: Final = EXCEPTION_COLUMNS.index("exception_id")
+_EXCEPTION_TIME: Final = EXCEPTION_COLUMNS.index("raised_at")
+_EXCEPTION_STATUS: Final = EXCEPTION_COLUMNS.index("status")
+_DEAD_LETTER_ID: Final = DEAD_LETTER_COLUMNS.index("dead_letter_id")
+_DEAD_LETTER_TIME: Final = DEAD_LETTER_COLUMNS.index("ingested_at")
 
 
 def checked_ms(ms: int) -> int:
@@ -181,71 +200,12 @@ def datetime_to_ms(dt: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
-def _text(value: str, what: str) -> str:
-    if "\x00" in value:
-        raise InvalidRecordError(f"{what} contains a NUL character")
-    return value
+def match_row(m: MatchRecord) -> Row:
+    return MATCH.checked(m)
 
 
-def _currency(value: str, what: str) -> str:
-    if len(value) != 3 or not value.isascii() or "\x00" in value:
-        raise InvalidRecordError(f"{what} {value!r} is not a 3-letter code")
-    return value
-
-
-def _size(value: int | None, what: str) -> int | None:
-    if value is not None and value < 0:
-        raise InvalidRecordError(f"{what} {value} is negative")
-    return value
-
-
-def _sha256(value: str | None, what: str) -> str | None:
-    if value is not None and _SHA256_HEX.fullmatch(value) is None:
-        raise InvalidRecordError(f"{what} {value[:80]!r} is not a lower-case hex SHA-256")
-    return value
-
-
-def _ids(values: Sequence[str], what: str) -> Sequence[str]:
-    for v in values:
-        _text(v, what)
-    return values
-
-
-def match_row(m: MatchRecord) -> MatchRow:
-    return MatchRow(
-        _text(m.match_id, "match_id"),
-        _text(m.reference, "reference"),
-        m.flow.value,
-        m.rule.value,
-        _currency(m.currency, "currency"),
-        m.payment_amount_minor,
-        m.ledger_amount_minor,
-        m.difference_minor,
-        _ids(m.payment_event_ids, "payment_event_ids"),
-        _ids(m.ledger_event_ids, "ledger_event_ids"),
-        checked_ms(m.first_event_time_ms),
-        checked_ms(m.matched_at_ms),
-        None if m.exception_id is None else _text(m.exception_id, "exception_id"),
-    )
-
-
-def exception_row(e: ExceptionRecord) -> ExceptionRow:
-    return ExceptionRow(
-        _text(e.exception_id, "exception_id"),
-        _text(e.reference, "reference"),
-        e.flow.value,
-        e.kind.value,
-        e.status.value,
-        _currency(e.currency, "currency"),
-        None if e.ledger_currency is None else _currency(e.ledger_currency, "ledger_currency"),
-        e.payment_amount_minor,
-        e.ledger_amount_minor,
-        _ids(e.payment_event_ids, "payment_event_ids"),
-        _ids(e.ledger_event_ids, "ledger_event_ids"),
-        checked_ms(e.raised_at_ms),
-        None if e.resolved_at_ms is None else checked_ms(e.resolved_at_ms),
-        _text(e.detail, "detail"),
-    )
+def exception_row(e: ExceptionRecord) -> Row:
+    return EXCEPTION.checked(e)
 
 
 def _ingested_at(rec: SinkRecord) -> int:
@@ -256,65 +216,33 @@ def _ingested_at(rec: SinkRecord) -> int:
     return ms
 
 
-def worker_dead_letter_row(dl: DeadLetter, rec: SinkRecord) -> DeadLetterRow:
-    if not -_INT32 <= dl.partition < _INT32:
-        raise InvalidRecordError(f"partition {dl.partition} is not a 32-bit integer")
-    source_topic = _text(dl.source_topic, "source_topic")
-    return DeadLetterRow(
-        f"worker:{source_topic}:{dl.partition}:{dl.offset}",
-        "worker",
-        source_topic,
-        dl.partition,
-        dl.offset,
-        dl.key,
-        dl.value,
-        _text(dl.reason, "reason"),
-        _text(dl.detail, "detail"),
-        _ingested_at(rec),
-        rec.topic,
-        rec.partition,
-        rec.offset,
-        _size(dl.key_size, "key_size"),
-        _size(dl.value_size, "value_size"),
-        _sha256(dl.key_sha256, "key_sha256"),
-        _sha256(dl.value_sha256, "value_sha256"),
-    )
+def _dead_letter_row(origin: str, fields: Row, dl: DeadLetter, rec: SinkRecord) -> Row:
+    dead_letter_id = f"{origin}:{dl.source_topic}:{dl.partition}:{dl.offset}"
+    return (
+        dead_letter_id, origin, *fields, _ingested_at(rec), rec.topic, rec.partition, rec.offset
+    )  # fmt: skip
 
 
-def sink_dead_letter_row(rec: SinkRecord, reason: str, detail: str) -> DeadLetterRow:
+def worker_dead_letter_row(dl: DeadLetter, rec: SinkRecord) -> Row:
+    return _dead_letter_row("worker", DEAD_LETTER.checked(dl), dl, rec)
+
+
+def sink_dead_letter_row(rec: SinkRecord, reason: str, detail: str) -> Row:
     """A record the sink itself could not store, with the reason. Bounded like the worker's dead
     letters: a prefix of the key and value, their full sizes and SHA-256, a bounded detail."""
     dl = bounded_dead_letter(
         rec.topic, rec.partition, rec.offset, rec.key, rec.value, reason, detail
     )
-    return DeadLetterRow(
-        f"sink:{rec.topic}:{rec.partition}:{rec.offset}",
-        "sink",
-        dl.source_topic,
-        dl.partition,
-        dl.offset,
-        dl.key,
-        dl.value,
-        dl.reason,
-        dl.detail,
-        _ingested_at(rec),
-        rec.topic,
-        rec.partition,
-        rec.offset,
-        dl.key_size,
-        dl.value_size,
-        dl.key_sha256,
-        dl.value_sha256,
-    )
+    return _dead_letter_row("sink", DEAD_LETTER.values(dl), dl, rec)
 
 
 @dataclass(slots=True)
 class PreparedBatch:
     """Rows deduplicated by primary key, ready to COPY, and the offsets to store."""
 
-    matches: dict[tuple[str, int], MatchRow] = field(default_factory=dict)
-    exceptions: dict[tuple[str, int], ExceptionRow] = field(default_factory=dict)
-    dead_letters: dict[str, DeadLetterRow] = field(default_factory=dict)
+    matches: dict[tuple[str, int], Row] = field(default_factory=dict)
+    exceptions: dict[tuple[str, int], Row] = field(default_factory=dict)
+    dead_letters: dict[str, Row] = field(default_factory=dict)
     sink_dead_letter_reasons: list[str] = field(default_factory=list)
     offsets: dict[TopicPartitionKey, int] = field(default_factory=dict)
     # Each table's rows as one binary COPY stream, built by ``seal`` on the thread that
@@ -335,7 +263,7 @@ class PreparedBatch:
         return {
             "recon_matches": _months(t for _, t in self.matches),
             "recon_exceptions": _months(t for _, t in self.exceptions),
-            "recon_dead_letters": _months(r.ingested_at for r in self.dead_letters.values()),
+            "recon_dead_letters": _months(r[_DEAD_LETTER_TIME] for r in self.dead_letters.values()),
         }
 
 
@@ -369,8 +297,9 @@ class RowBuilder:
         batch: PreparedBatch, rec: SinkRecord, reason: str, detail: str
     ) -> None:
         row = sink_dead_letter_row(rec, reason, detail)
-        if row.dead_letter_id not in batch.dead_letters:
-            batch.dead_letters[row.dead_letter_id] = row
+        dead_letter_id = row[_DEAD_LETTER_ID]
+        if dead_letter_id not in batch.dead_letters:
+            batch.dead_letters[dead_letter_id] = row
             batch.sink_dead_letter_reasons.append(reason)
 
     def _add(self, batch: PreparedBatch, rec: SinkRecord) -> None:
@@ -392,18 +321,22 @@ class RowBuilder:
         try:
             if schema.name == "Match":
                 m = match_row(self._codec.decode_match(data))
-                batch.matches.setdefault((m.match_id, m.first_event_time), m)
+                batch.matches.setdefault((m[_MATCH_ID], m[_MATCH_TIME]), m)
             elif schema.name == "Exception":
                 e = exception_row(self._codec.decode_exception(data))
-                k = (e.exception_id, e.raised_at)
+                k = (e[_EXCEPTION_ID], e[_EXCEPTION_TIME])
                 old = batch.exceptions.get(k)
                 # Resolved wins over open within a batch too; otherwise the last one wins.
                 resolved = ExceptionStatus.RESOLVED.value
-                if old is None or old.status != resolved or e.status == resolved:
+                if (
+                    old is None
+                    or old[_EXCEPTION_STATUS] != resolved
+                    or e[_EXCEPTION_STATUS] == resolved
+                ):
                     batch.exceptions[k] = e
             elif schema.name == "DeadLetter":
                 d = worker_dead_letter_row(self._codec.decode_dead_letter(data), rec)
-                batch.dead_letters.setdefault(d.dead_letter_id, d)
+                batch.dead_letters.setdefault(d[_DEAD_LETTER_ID], d)
             else:
                 self.add_sink_dead_letter(
                     batch, rec, "UNEXPECTED_SCHEMA", f"{schema.full_name} is not an output record"

@@ -10,7 +10,7 @@ non-null types) raises :class:`UnsupportedSchemaError`; callers then keep fastav
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from streams.contract.exceptions import ContractError, DecodeError, EncodeError
@@ -290,24 +290,36 @@ class FastRecord:
             str(f["name"]): f["default"] for f in schema["fields"] if "default" in f
         }
 
-    def encode(self, header: bytes, datum: Mapping[str, Any]) -> bytes:
+    def encode_values(self, header: bytes, values: Sequence[object]) -> bytes:
+        """``header`` and the record of one value per field, in the schema's order."""
+        if len(values) != len(self._fields):
+            raise EncodeError(f"{len(values)} values for {len(self._fields)} fields")
         out = bytearray(header)
-        for name, t in self._fields:
-            if name in datum:
-                value = datum[name]
-            elif name in self._defaults:
-                value = self._defaults[name]
-            else:
-                raise EncodeError(f"missing field {name!r}")
+        for (_, t), value in zip(self._fields, values, strict=True):
             _write(out, t, value)
         return bytes(out)
 
-    def decode(self, data: bytes, start: int) -> dict[str, Any]:
-        """The datum at ``data[start:]``; the record must end where ``data`` ends."""
+    def encode(self, header: bytes, datum: Mapping[str, Any]) -> bytes:
+        """``header`` and the record of a datum dict, as fastavro's ``schemaless_writer``."""
+        values: list[object] = []
+        for name in self._names:
+            if name in datum:
+                values.append(datum[name])
+            elif name in self._defaults:
+                values.append(self._defaults[name])
+            else:
+                raise EncodeError(f"missing field {name!r}")
+        return self.encode_values(header, values)
+
+    def decode_values(self, data: bytes, start: int) -> list[Any]:
+        """The field values at ``data[start:]``, in the schema's order; the record must end
+        where ``data`` ends."""
         cur = _Cursor(data, start)
-        datum: dict[str, Any] = {}
-        for name, t in self._fields:
-            datum[name] = _read(cur, t)
+        values: list[Any] = [_read(cur, t) for _, t in self._fields]
         if cur.pos != len(data):
             raise DecodeError("trailing bytes after the record")
-        return datum
+        return values
+
+    def decode(self, data: bytes, start: int) -> dict[str, Any]:
+        """The datum dict at ``data[start:]``, as fastavro's ``schemaless_reader``."""
+        return dict(zip(self._names, self.decode_values(data, start), strict=True))

@@ -10,36 +10,27 @@ Timestamps stay exact ``int`` epoch milliseconds on both sides.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from io import BytesIO
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import orjson
 from fastavro import schemaless_reader, schemaless_writer
 
 from streams.contract.avro_fast import FastRecord, UnsupportedSchemaError
 from streams.contract.exceptions import DecodeError, EncodeError
-from streams.contract.model import (
-    DeadLetter,
-    ExceptionKind,
-    ExceptionRecord,
-    ExceptionStatus,
-    Flow,
-    MatchRecord,
-    Rule,
+from streams.contract.model import DeadLetter, ExceptionRecord, MatchRecord
+from streams.contract.records import (
+    DEAD_LETTER_SCHEMA,
+    EXCEPTION_SCHEMA,
+    MATCH_SCHEMA,
+    RecordLayout,
 )
 from streams.contract.registry import SchemaRegistry, SchemaVersion, default_registry
 
-MATCH_SCHEMA: Final = "Match"
-EXCEPTION_SCHEMA: Final = "Exception"
-DEAD_LETTER_SCHEMA: Final = "DeadLetter"
-
 _INT_MIN: Final = -(2**31)
 _INT_MAX: Final = 2**31 - 1
-_FLOWS: Final = {f.value: f for f in Flow}
-_RULES: Final = {r.value: r for r in Rule}
-_KINDS: Final = {k.value: k for k in ExceptionKind}
-_STATUSES: Final = {s.value: s for s in ExceptionStatus}
+R = TypeVar("R")
 
 
 def encode_single_object(schema: SchemaVersion, datum: Mapping[str, Any]) -> bytes:
@@ -98,13 +89,14 @@ def _fast(schema: SchemaVersion) -> FastRecord | None:
 class _Reader:
     """Fingerprint -> (writer, reader-or-None) for the versions of one schema; records written
     with the current version are read by :class:`FastRecord`, older ones by fastavro (which
-    resolves them to the current version)."""
+    resolves them to the current version). Gives the current version's field values in order."""
 
-    __slots__ = ("_entries", "_fast", "_name")
+    __slots__ = ("_entries", "_fast", "_name", "_names")
 
     def __init__(self, registry: SchemaRegistry, name: str) -> None:
         self._name = name
         current = registry.current(name)
+        self._names = [str(f["name"]) for f in current.parsed["fields"]]
         self._entries: dict[bytes, tuple[Any, Any]] = {
             sv.fingerprint: (sv.parsed, None if sv is current else current.parsed)
             for sv in registry.versions(name)
@@ -112,14 +104,14 @@ class _Reader:
         fast = _fast(current)
         self._fast: dict[bytes, FastRecord] = {current.fingerprint: fast} if fast else {}
 
-    def read(self, data: bytes) -> dict[str, Any]:
+    def read(self, data: bytes) -> list[Any]:
         if data[:2] != b"\xc3\x01" or len(data) < 10:
             raise DecodeError(f"not an Avro single-object encoded {self._name}")
         fingerprint = data[2:10]
         fast = self._fast.get(fingerprint)
         if fast is not None:
             try:
-                return fast.decode(data, 10)
+                return fast.decode_values(data, 10)
             except DecodeError as exc:
                 raise DecodeError(f"corrupt {self._name} record: {exc}") from exc
         entry = self._entries.get(fingerprint)
@@ -133,7 +125,35 @@ class _Reader:
             raise DecodeError(f"corrupt {self._name} record: {exc!r}") from exc
         if fo.tell() != len(data):
             raise DecodeError(f"trailing bytes after {self._name} record")
-        return record  # type: ignore[return-value]
+        assert isinstance(record, dict)
+        return [record[name] for name in self._names]
+
+
+class _Output(Generic[R]):
+    """The encoder and decoder of one output record: its fields by position, as its current
+    schema version lays them out (:class:`RecordLayout`)."""
+
+    __slots__ = ("_fast", "_names", "_reader", "_schema", "layout")
+
+    def __init__(self, registry: SchemaRegistry, name: str, model_class: Callable[..., R]) -> None:
+        self._schema = registry.current(name)
+        self.layout = RecordLayout(self._schema, model_class)
+        self._names = [f.name for f in self.layout.schema_fields]
+        self._fast = _fast(self._schema)
+        self._reader = _Reader(registry, name)
+
+    def encode(self, record: R) -> bytes:
+        values = self.layout.schema_values(record)
+        if self._fast is not None:
+            return self._fast.encode_values(self._schema.header, values)
+        return encode_single_object(self._schema, dict(zip(self._names, values, strict=True)))
+
+    def decode(self, data: bytes) -> R:
+        values = self._reader.read(data)
+        try:
+            return self.layout.from_schema_values(values)
+        except KeyError as exc:
+            raise DecodeError(f"{self._schema.name} record lacks or has unknown {exc}") from exc
 
 
 class OutputCodec:
@@ -141,153 +161,29 @@ class OutputCodec:
 
     def __init__(self, registry: SchemaRegistry | None = None) -> None:
         reg = registry if registry is not None else default_registry()
-        self._match = reg.current(MATCH_SCHEMA)
-        self._exception = reg.current(EXCEPTION_SCHEMA)
-        self._dead_letter = reg.current(DEAD_LETTER_SCHEMA)
-        self._match_fast = _fast(self._match)
-        self._exception_fast = _fast(self._exception)
-        self._dead_letter_fast = _fast(self._dead_letter)
-        self._match_reader = _Reader(reg, MATCH_SCHEMA)
-        self._exception_reader = _Reader(reg, EXCEPTION_SCHEMA)
-        self._dead_letter_reader = _Reader(reg, DEAD_LETTER_SCHEMA)
-
-    # -- Match -------------------------------------------------------------------------
-
-    @staticmethod
-    def _encode(schema: SchemaVersion, fast: FastRecord | None, datum: dict[str, Any]) -> bytes:
-        if fast is not None:
-            return fast.encode(schema.header, datum)
-        return encode_single_object(schema, datum)
+        self._match = _Output(reg, MATCH_SCHEMA, MatchRecord)
+        self._exception = _Output(reg, EXCEPTION_SCHEMA, ExceptionRecord)
+        self._dead_letter = _Output(reg, DEAD_LETTER_SCHEMA, DeadLetter)
 
     def encode_match(self, m: MatchRecord) -> bytes:
-        return self._encode(
-            self._match,
-            self._match_fast,
-            {
-                "match_id": m.match_id,
-                "reference": m.reference,
-                "flow": m.flow.value,
-                "rule": m.rule.value,
-                "currency": m.currency,
-                "payment_amount_minor": m.payment_amount_minor,
-                "ledger_amount_minor": m.ledger_amount_minor,
-                "difference_minor": m.difference_minor,
-                "payment_event_ids": m.payment_event_ids,
-                "ledger_event_ids": m.ledger_event_ids,
-                "first_event_time": m.first_event_time_ms,
-                "matched_at": m.matched_at_ms,
-                "exception_id": m.exception_id,
-            },
-        )
+        return self._match.encode(m)
 
     def decode_match(self, data: bytes) -> MatchRecord:
-        d = self._match_reader.read(data)
-        try:
-            return MatchRecord(
-                d["match_id"],
-                d["reference"],
-                _FLOWS[d["flow"]],
-                _RULES[d["rule"]],
-                d["currency"],
-                d["payment_amount_minor"],
-                d["ledger_amount_minor"],
-                d["difference_minor"],
-                tuple(d["payment_event_ids"]),
-                tuple(d["ledger_event_ids"]),
-                d["first_event_time"],
-                d["matched_at"],
-                d["exception_id"],
-            )
-        except KeyError as exc:
-            raise DecodeError(f"Match record lacks or has unknown {exc}") from exc
-
-    # -- Exception ---------------------------------------------------------------------
+        return self._match.decode(data)
 
     def encode_exception(self, e: ExceptionRecord) -> bytes:
-        return self._encode(
-            self._exception,
-            self._exception_fast,
-            {
-                "exception_id": e.exception_id,
-                "reference": e.reference,
-                "flow": e.flow.value,
-                "kind": e.kind.value,
-                "status": e.status.value,
-                "currency": e.currency,
-                "ledger_currency": e.ledger_currency,
-                "payment_amount_minor": e.payment_amount_minor,
-                "ledger_amount_minor": e.ledger_amount_minor,
-                "payment_event_ids": e.payment_event_ids,
-                "ledger_event_ids": e.ledger_event_ids,
-                "raised_at": e.raised_at_ms,
-                "resolved_at": e.resolved_at_ms,
-                "detail": e.detail,
-            },
-        )
+        return self._exception.encode(e)
 
     def decode_exception(self, data: bytes) -> ExceptionRecord:
-        d = self._exception_reader.read(data)
-        try:
-            return ExceptionRecord(
-                d["exception_id"],
-                d["reference"],
-                _FLOWS[d["flow"]],
-                _KINDS[d["kind"]],
-                _STATUSES[d["status"]],
-                d["currency"],
-                d["ledger_currency"],
-                d["payment_amount_minor"],
-                d["ledger_amount_minor"],
-                tuple(d["payment_event_ids"]),
-                tuple(d["ledger_event_ids"]),
-                d["raised_at"],
-                d["resolved_at"],
-                d["detail"],
-            )
-        except KeyError as exc:
-            raise DecodeError(f"Exception record lacks or has unknown {exc}") from exc
-
-    # -- DeadLetter --------------------------------------------------------------------
+        return self._exception.decode(data)
 
     def encode_dead_letter(self, dl: DeadLetter) -> bytes:
         if type(dl.partition) is not int or not _INT_MIN <= dl.partition <= _INT_MAX:
             raise EncodeError(f"DeadLetter partition {dl.partition!r} is not a 32-bit int")
-        return self._encode(
-            self._dead_letter,
-            self._dead_letter_fast,
-            {
-                "source_topic": dl.source_topic,
-                "partition": dl.partition,
-                "offset": dl.offset,
-                "key": dl.key,
-                "value": dl.value,
-                "reason": dl.reason,
-                "detail": dl.detail,
-                "key_size": dl.key_size,
-                "value_size": dl.value_size,
-                "key_sha256": dl.key_sha256,
-                "value_sha256": dl.value_sha256,
-            },
-        )
+        return self._dead_letter.encode(dl)
 
     def decode_dead_letter(self, data: bytes) -> DeadLetter:
-        d = self._dead_letter_reader.read(data)
-        try:
-            return DeadLetter(
-                d["source_topic"],
-                d["partition"],
-                d["offset"],
-                d["key"],
-                d["value"],
-                d["reason"],
-                d["detail"],
-                d["key_size"],
-                d["value_size"],
-                d["key_sha256"],
-                d["value_sha256"],
-            )
-        except KeyError as exc:
-            raise DecodeError(f"DeadLetter record lacks {exc}") from exc
+        return self._dead_letter.decode(data)
 
 
 _default_codec: OutputCodec | None = None

@@ -12,8 +12,10 @@ Layouts (positional JSON arrays; sides and flows as the small codes of :mod:`.ke
 * exception ``X``: ``[exception_record, [group_id_hex, ...]]``
 * purge ``R`` of a match: ``[[side, event_id], ...]``; other purges: empty value
 
-Records are arrays of their dataclass fields in declaration order. Amounts are ints: orjson
-writes integers up to 64 bits exactly.
+An exception record is the array of its fields in the order of its Avro schema
+(:data:`streams.contract.records.EXCEPTION`; enums as their symbols), so a field added to the
+contract is stored with no edit here; state written before it reads with the field's default.
+Amounts are ints: orjson writes integers up to 64 bits exactly.
 """
 
 from __future__ import annotations
@@ -24,14 +26,8 @@ from typing import Any
 
 import orjson
 
-from streams.contract.model import (
-    ExceptionKind,
-    ExceptionRecord,
-    ExceptionStatus,
-    Flow,
-    InputEvent,
-    Side,
-)
+from streams.contract.model import ExceptionRecord, Flow, InputEvent, Side
+from streams.contract.records import EXCEPTION
 from streams.engine.exceptions import CorruptStateError
 from streams.engine.keys import CODE_FLOW, CODE_SIDE, FLOW_CODE, SIDE_CODE
 
@@ -148,29 +144,12 @@ def decode_group(gid: bytes, raw: bytes) -> Group:
 
 
 def exception_to_list(r: ExceptionRecord) -> list[Any]:
-    return [
-        r.exception_id,
-        r.reference,
-        r.flow.value,
-        r.kind.value,
-        r.status.value,
-        r.currency,
-        r.ledger_currency,
-        r.payment_amount_minor,
-        r.ledger_amount_minor,
-        r.payment_event_ids,
-        r.ledger_event_ids,
-        r.raised_at_ms,
-        r.resolved_at_ms,
-        r.detail,
-    ]
+    """An exception as its fields in the schema's order (records.EXCEPTION)."""
+    return list(EXCEPTION.values(r))
 
 
 def exception_from_list(v: list[Any]) -> ExceptionRecord:
-    return ExceptionRecord(
-        v[0], v[1], Flow(v[2]), ExceptionKind(v[3]), ExceptionStatus(v[4]), v[5], v[6],
-        v[7], v[8], tuple(v[9]), tuple(v[10]), v[11], v[12], v[13],
-    )  # fmt: skip
+    return EXCEPTION.from_values(v)
 
 
 def encode_exception(record: ExceptionRecord, gids: Iterable[bytes]) -> bytes:

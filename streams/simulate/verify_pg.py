@@ -3,47 +3,59 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Final
 
 import psycopg
+from psycopg import sql
 
+from streams.contract.records import EXCEPTION, MATCH, TEXT_ARRAY, RecordLayout
 from streams.simulate.truth import Truth
+
+# The fields the ground truth knows (streams/simulate/truth.py), read back by name: each must be
+# a field of its record's schema, the one source of the tables' columns.
+MATCH_FIELDS: Final = (
+    "reference", "flow", "rule", "currency", "payment_event_ids", "ledger_event_ids",
+    "payment_amount_minor", "ledger_amount_minor", "exception_id",
+)  # fmt: skip
+EXCEPTION_FIELDS: Final = (
+    "reference", "flow", "kind", "status", "payment_event_ids", "ledger_event_ids",
+)  # fmt: skip
+
+
+def _select(layout: RecordLayout[Any], id_column: str, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns to read: the id, then ``fields``; refuses a name the schema does not have."""
+    unknown = [c for c in (id_column, *fields) if c not in layout.names]
+    if unknown:
+        raise ValueError(f"{layout.schema.name} has no fields {unknown}")
+    return (id_column, *fields)
+
+
+def _by_id(
+    conn: psycopg.Connection[Any], table: str, layout: RecordLayout[Any], columns: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """Each row of ``table`` as {field: value} by its id (the first column); arrays sorted, as
+    the ground truth holds them."""
+    arrays = {f.name for f in layout.fields if f.kind == TEXT_ARRAY}
+    query = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table)
+    )
+    return {
+        row[0]: {
+            c: sorted(v) if c in arrays else v for c, v in zip(columns[1:], row[1:], strict=True)
+        }
+        for row in conn.execute(query)
+    }
+
+
+_MATCH_COLUMNS: Final = _select(MATCH, "match_id", MATCH_FIELDS)
+_EXCEPTION_COLUMNS: Final = _select(EXCEPTION, "exception_id", EXCEPTION_FIELDS)
 
 
 def table_state(
     conn: psycopg.Connection[Any],
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, int]]:
-    matches = {
-        row[0]: {
-            "reference": row[1],
-            "flow": row[2],
-            "rule": row[3],
-            "currency": row[4],
-            "payment_event_ids": sorted(row[5]),
-            "ledger_event_ids": sorted(row[6]),
-            "payment_amount_minor": row[7],
-            "ledger_amount_minor": row[8],
-            "exception_id": row[9],
-        }
-        for row in conn.execute(
-            "SELECT match_id, reference, flow, rule, currency, payment_event_ids, ledger_event_ids,"
-            " payment_amount_minor, ledger_amount_minor, exception_id FROM recon_matches"
-        )
-    }
-    exceptions = {
-        row[0]: {
-            "reference": row[1],
-            "flow": row[2],
-            "kind": row[3],
-            "status": row[4],
-            "payment_event_ids": sorted(row[5]),
-            "ledger_event_ids": sorted(row[6]),
-        }
-        for row in conn.execute(
-            "SELECT exception_id, reference, flow, kind, status, payment_event_ids, ledger_event_ids"
-            " FROM recon_exceptions"
-        )
-    }
+    matches = _by_id(conn, "recon_matches", MATCH, _MATCH_COLUMNS)
+    exceptions = _by_id(conn, "recon_exceptions", EXCEPTION, _EXCEPTION_COLUMNS)
     dead = Counter(
         {
             str(reason): int(n)
