@@ -51,11 +51,11 @@ from streams.settings import KafkaSettings, TopicNames, database_url_from_env
 from streams.simulate.produce import producer_config
 from streams.state.base import KeyValueStore, prefix_end
 from streams.state.batching import BatchingStore
+from streams.state.changelog import POSITION_KEY
+from streams.state.recovery import restore
 from streams.state.rocksdict_store import RocksDictStore
-from streams.worker.changelog import POSITION_KEY
 from streams.worker.partitioning import partition_for
 from streams.worker.processor import BatchProcessor, RawRecord
-from streams.worker.restore import restore
 from streams.worker.settings import WorkerSettings, worker_from_env
 from streams.worker.topics import STATE_TABLE
 
@@ -401,7 +401,7 @@ def time_restore(
 ) -> Restore:
     """Write every state record of ``data_dir`` to a fresh compacted changelog topic, in
     transactions of ``transaction`` records as the worker writes it, then time
-    :func:`streams.worker.restore.restore` of all partitions into empty RocksDB dirs."""
+    :func:`streams.state.recovery.restore` of all partitions into empty RocksDB dirs."""
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.cimpl import NewTopic
 

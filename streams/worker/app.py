@@ -37,9 +37,10 @@ from streams.engine.engine import MatchingEngine
 from streams.engine.progress import progress
 from streams.health import Prober, kafka_probe
 from streams.state.base import KeyValueStore
+from streams.state.changelog import StagedStore
+from streams.state.recovery import restore
 from streams.state.rocksdict_store import RocksDictStore
 from streams.worker import lenient_records, metrics
-from streams.worker.changelog import StagedStore
 from streams.worker.decoder import input_decoder
 from streams.worker.faust_batches import SCHEME, PartitionBatch, group_membership, input_lags
 from streams.worker.heartbeats import IdleTracker, heartbeat_value
@@ -47,7 +48,6 @@ from streams.worker.observe import WorkerObserver
 from streams.worker.partitioning import partition_for
 from streams.worker.processor import BatchProcessor, BatchResult, InputRecord
 from streams.worker.refetch import RecordReader
-from streams.worker.restore import restore
 from streams.worker.sender import BatchSender, DeliveryFailedError, TransactionalSender
 from streams.worker.settings import WorkerSettings
 from streams.worker.stop_points import StopPoints
@@ -158,7 +158,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         value_type=bytes,
         partitions=settings.partitions,
         # Faust assigns and routes the table by this topic; it stays empty, since the state's
-        # changelog is transactional and restored by the worker (streams/worker/restore.py).
+        # changelog is transactional and restored by the worker (streams/state/recovery.py).
         changelog_topic=app.topic(
             faust_changelog_topic_name(settings),
             partitions=settings.partitions,

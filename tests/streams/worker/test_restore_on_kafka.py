@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from streams.settings import KafkaSettings
+from streams.state.changelog import POSITION_KEY, changelog_position
 from streams.state.memory import MemoryStore
+from streams.state.recovery import RestoreError, restore
 from streams.state.rocksdict_store import RocksDictStore
-from streams.worker.changelog import POSITION_KEY, changelog_position
-from streams.worker.restore import RestoreError, restore
 from streams.worker.sender import TransactionalSender
 
 NewTopic = Callable[..., str]

@@ -28,12 +28,8 @@ from confluent_kafka import (
 
 from streams.settings import KafkaSettings
 from streams.state.base import KeyValueStore
-from streams.worker.changelog import changelog_position, position_change
-from streams.worker.exceptions import WorkerError
-
-
-class RestoreError(WorkerError):
-    """The local state cannot be brought in line with the changelog."""
+from streams.state.changelog import changelog_position, position_change
+from streams.state.exceptions import RestoreError
 
 
 @dataclass(frozen=True, slots=True)

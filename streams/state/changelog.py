@@ -8,7 +8,7 @@ changelog lost with an aborted transaction, and the changelog never holds part o
 
 RocksDB also keeps where its partition stands in the changelog (:data:`POSITION_KEY`), written in
 the same ``WriteBatch`` as the changes, so a restore knows exactly where to resume
-(:mod:`streams.worker.restore`).
+(:mod:`streams.state.recovery`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from streams.state.base import KeyValueStore
-from streams.worker.exceptions import WorkerError
+from streams.state.exceptions import StagedWriteError
 
 # Not an engine key (those start with an ASCII capital) and never sent to the changelog.
 POSITION_KEY = b"\x00recon:changelog-position"
@@ -33,10 +33,6 @@ def changelog_position(store: KeyValueStore) -> int | None:
 
 def position_change(offset: int) -> tuple[bytes, bytes]:
     return POSITION_KEY, str(offset).encode()
-
-
-class StagedWriteError(WorkerError):
-    """A staged store was read after it staged writes: the reader would miss them."""
 
 
 class StagedStore(KeyValueStore):

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 import pytest
 
 from streams.state.batching import BatchingStore
-from streams.state.memory import MemoryStore
-from streams.worker.changelog import (
+from streams.state.changelog import (
     POSITION_KEY,
     StagedStore,
-    StagedWriteError,
     changelog_position,
 )
+from streams.state.exceptions import StagedWriteError
+from streams.state.memory import MemoryStore
 
 Sent = list[tuple[int, bytes, bytes | None]]
 
