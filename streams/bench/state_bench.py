@@ -50,10 +50,10 @@ from streams.pipeline import free_port, pipeline, worker_metric
 from streams.settings import KafkaSettings, TopicNames, database_url_from_env
 from streams.simulate.produce import producer_config
 from streams.state.base import KeyValueStore, prefix_end
-from streams.state.batching import BatchingStore
 from streams.state.changelog import POSITION_KEY
 from streams.state.recovery import restore
 from streams.state.rocksdict_store import RocksDictStore
+from streams.state.transaction import PartitionTransaction
 from streams.worker.partitioning import partition_for
 from streams.worker.processor import BatchProcessor, RawRecord
 from streams.worker.settings import WorkerSettings, worker_from_env
@@ -160,7 +160,7 @@ def _apply(
     partition: int,
     items: Sequence[InputEvent | Heartbeat],
 ) -> None:
-    overlay = BatchingStore(store)
+    overlay = PartitionTransaction(store)
     engine.on_batch(overlay, partition, items)
     overlay.flush()
 

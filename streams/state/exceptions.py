@@ -11,8 +11,9 @@ class StoreClosedError(StateError):
     """The store was used after :meth:`close`."""
 
 
-class StagedWriteError(StateError):
-    """A staged store was read after it staged writes: the reader would miss them."""
+class TransactionStateError(StateError):
+    """A partition transaction was asked for a step its status does not allow (a read or a
+    write after prepare, a commit before it, anything after a commit or a failure)."""
 
 
 class RestoreError(StateError):
