@@ -41,7 +41,13 @@ from streams.state.rocksdict_store import RocksDictStore
 from streams.worker import lenient_records, metrics
 from streams.worker.checkpoint import Checkpoint, ChunkTransactions
 from streams.worker.decoder import input_decoder
-from streams.worker.faust_batches import SCHEME, PartitionBatch, group_membership, input_lags
+from streams.worker.faust_batches import (
+    SCHEME,
+    PartitionBatch,
+    group_membership,
+    input_lags,
+    partition_db,
+)
 from streams.worker.heartbeats import IdleTracker, heartbeat_value
 from streams.worker.observe import WorkerObserver
 from streams.worker.partitioning import partition_for
@@ -185,8 +191,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     topic_of = {Side.PAYMENT: settings.topics.payments, Side.LEDGER: settings.topics.ledger}
 
     def local_store(partition: int) -> KeyValueStore:
-        # Faust's Store has no public per-partition handle; this is the one it uses itself.
-        return RocksDictStore.from_db(cast(Any, state.data)._db_for_partition(partition))
+        return RocksDictStore.from_db(partition_db(state, partition))
 
     changelog = changelog_topic_name(settings)
     sender = TransactionalSender(
