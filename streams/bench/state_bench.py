@@ -50,7 +50,6 @@ from streams.pipeline import free_port, pipeline, worker_metric
 from streams.settings import KafkaSettings, TopicNames, database_url_from_env
 from streams.simulate.produce import producer_config
 from streams.state.base import KeyValueStore, prefix_end
-from streams.state.changelog import POSITION_KEY
 from streams.state.recovery import restore
 from streams.state.rocksdict_store import RocksDictStore
 from streams.state.transaction import PartitionTransaction
@@ -465,8 +464,8 @@ def _write_changelog(
             producer.begin_transaction()
             in_tx = 0
             for key, value in store.scan(b"", b"\xff" * 16):
-                if key == POSITION_KEY or key.startswith(b"__faust"):
-                    continue  # local bookkeeping, never in the changelog
+                if key.startswith(b"__faust"):
+                    continue  # Faust's bookkeeping, never in the changelog
                 while True:
                     try:
                         producer.produce(topic, key=key, value=value, partition=p)

@@ -4,8 +4,8 @@ The engine reads and writes a partition's state through a :class:`PartitionTrans
 status moves one way: ``started`` (reads and writes go to an overlay over the partition's
 store), ``prepared`` (the changes are final, and went to the state changelog inside the Kafka
 transaction that also carries the batch's outputs), ``committed`` (after that Kafka transaction
-committed: the changes and the partition's new changelog position were written to RocksDB in
-one ``WriteBatch``), or ``failed`` (the Kafka transaction aborted, or a step raised: the
+committed: the changes and the partition's new changelog position, in its bookkeeping, were
+written to RocksDB in one ``WriteBatch``), or ``failed`` (the Kafka transaction aborted, or a step raised: the
 changes are dropped). Any other move raises :class:`TransactionStateError`. So RocksDB never
 holds a change the changelog lost with an aborted transaction, the changelog never holds part
 of a batch, and a read can never miss a staged write (a prepared transaction is not read).
@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Final, Literal
 
 from streams.state.base import KeyValueStore
-from streams.state.changelog import position_change
+from streams.state.changelog import position_entry
 from streams.state.exceptions import TransactionStateError
 
 # (partition, changes: key and value or None for a tombstone), one call per prepared transaction
@@ -284,17 +284,16 @@ class PartitionTransaction(KeyValueStore):
             self._refuse("commit")
         changes = self._prepared
         self._prepared = []
-        written = len(changes)
-        if position is not None:
-            changes.append(position_change(position))
         try:
-            if changes:
+            if position is not None:
+                self._store.write_with_bookkeeping(changes, [position_entry(position)])
+            elif changes:
                 self._store.write_many(changes)
         except BaseException:
             self._status = _FAILED
             raise
         self._status = _COMMITTED
-        return written
+        return len(changes)
 
     def fail(self) -> None:
         """started or prepared -> failed: the Kafka transaction aborted (or a step raised);
