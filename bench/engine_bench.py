@@ -22,8 +22,8 @@ from streams.contract.model import Flow, Heartbeat, InputEvent, Side
 from streams.engine import EngineOutput, Item, MatchConfig, MatchingEngine
 from streams.engine.config import HOUR_MS
 from streams.state.base import KeyValueStore
-from streams.state.batching import BatchingStore
 from streams.state.memory import MemoryStore
+from streams.state.transaction import PartitionTransaction
 
 T0 = 1_700_000_000_000
 STEP_MS = 100
@@ -80,7 +80,7 @@ def run_once(label: str, store: KeyValueStore, items: list[Item], batched: bool)
     total = EngineOutput()
     began = time.perf_counter()
     if batched:
-        assert isinstance(store, BatchingStore)
+        assert isinstance(store, PartitionTransaction)
         for start in range(0, len(items), BLOCK):
             batch = items[start : start + BLOCK]
             total.extend(engine.on_batch(store, 0, batch))
@@ -110,20 +110,24 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(items):,} events, about {args.groups:,} open groups", flush=True)
     runs: list[tuple[str, Callable[[Path], KeyValueStore], bool]] = [
         ("memory, per item", lambda _: MemoryStore(), False),
-        ("memory + overlay/1000", lambda _: BatchingStore(MemoryStore()), True),
+        ("memory + overlay/1000", lambda _: PartitionTransaction(MemoryStore()), True),
     ]
     if not args.skip_rocksdict:
         from streams.state.rocksdict_store import RocksDictStore
 
         runs += [
             ("rocksdict, per item", lambda p: RocksDictStore(p / "db"), False),
-            ("rocksdict + overlay/1000", lambda p: BatchingStore(RocksDictStore(p / "db")), True),
+            (
+                "rocksdict + overlay/1000",
+                lambda p: PartitionTransaction(RocksDictStore(p / "db")),
+                True,
+            ),
         ]
     for label, make, batched in runs:
         with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
             store = make(Path(tmp))
             run_once(label, store, items, batched)
-            inner = store.backing if isinstance(store, BatchingStore) else store
+            inner = store.store if isinstance(store, PartitionTransaction) else store
             close = getattr(inner, "close", None)
             if close is not None:
                 close()

@@ -42,8 +42,8 @@ from streams.simulate.local import kafka_records
 from streams.simulate.scenarios import simulate
 from streams.simulate.truth import Truth, check, truth_of
 from streams.state.base import KeyValueStore
-from streams.state.batching import BatchingStore
 from streams.state.memory import MemoryStore
+from streams.state.transaction import PartitionTransaction
 from streams.worker.partitioning import partition_for
 from streams.worker.processor import BatchProcessor, RawRecord
 
@@ -148,7 +148,7 @@ def run_engine(items: list[tuple[int, Item | None]], kind: str) -> tuple[float, 
         began = time.perf_counter()
         for by_partition in batches:
             for partition, batch in by_partition.items():
-                store = BatchingStore(store_for(partition))
+                store = PartitionTransaction(store_for(partition))
                 out = engine.on_batch(store, partition, batch)
                 n_matches += len(out.matches)
                 n_exceptions += len(out.exceptions)

@@ -50,12 +50,11 @@ from streams.local_runner import free_port, pipeline, worker_metric
 from streams.settings import KafkaSettings, TopicNames, database_url_from_env
 from streams.simulate.produce import producer_config
 from streams.state.base import KeyValueStore, prefix_end
-from streams.state.batching import BatchingStore
+from streams.state.recovery import restore
 from streams.state.rocksdict_store import RocksDictStore
-from streams.worker.changelog import POSITION_KEY
+from streams.state.transaction import PartitionTransaction
 from streams.worker.partitioning import partition_for
 from streams.worker.processor import BatchProcessor, RawRecord
-from streams.worker.restore import restore
 from streams.worker.settings import WorkerSettings, worker_from_env
 from streams.worker.topics import STATE_TABLE
 
@@ -160,7 +159,7 @@ def _apply(
     partition: int,
     items: Sequence[InputEvent | Heartbeat],
 ) -> None:
-    overlay = BatchingStore(store)
+    overlay = PartitionTransaction(store)
     engine.on_batch(overlay, partition, items)
     overlay.flush()
 
@@ -401,7 +400,7 @@ def time_restore(
 ) -> Restore:
     """Write every state record of ``data_dir`` to a fresh compacted changelog topic, in
     transactions of ``transaction`` records as the worker writes it, then time
-    :func:`streams.worker.restore.restore` of all partitions into empty RocksDB dirs."""
+    :func:`streams.state.recovery.restore` of all partitions into empty RocksDB dirs."""
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.cimpl import NewTopic
 
@@ -465,8 +464,8 @@ def _write_changelog(
             producer.begin_transaction()
             in_tx = 0
             for key, value in store.scan(b"", b"\xff" * 16):
-                if key == POSITION_KEY or key.startswith(b"__faust"):
-                    continue  # local bookkeeping, never in the changelog
+                if key.startswith(b"__faust"):
+                    continue  # Faust's bookkeeping, never in the changelog
                 while True:
                     try:
                         producer.produce(topic, key=key, value=value, partition=p)

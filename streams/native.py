@@ -32,7 +32,7 @@ MODULES = (
     "streams/engine/details.py",
     "streams/engine/views.py",
     "streams/engine/progress.py",
-    "streams/state/batching.py",
+    "streams/state/transaction.py",
     "streams/contract/model.py",
     "streams/contract/records.py",
     "streams/contract/decode.py",

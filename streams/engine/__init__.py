@@ -12,7 +12,8 @@ What an adapter must know:
 * ``on_batch`` defers the watermark sweep to the end of the call. With a ``budget`` the sweep
   takes at most that many steps and the call may return ``paused``: persist it, then call again
   with the items not ``consumed`` (or none) until it does not pause.
-* With a :class:`~streams.state.batching.BatchingStore`, flush it before sending the outputs.
+* With a :class:`~streams.state.transaction.PartitionTransaction`, prepare it before sending the
+  outputs.
 * An engine instance serves one call at a time (it keeps per-call cursors).
 """
 

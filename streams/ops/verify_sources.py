@@ -37,10 +37,10 @@ from streams.ops.verify import (
     MatchRow,
     StateMember,
 )
+from streams.state.recovery import restore
 from streams.state.rocksdict_store import RocksDictStore
 from streams.worker.decoder import input_decoder
 from streams.worker.partitioning import partition_for
-from streams.worker.restore import restore
 from streams.worker.settings import WorkerSettings
 from streams.worker.topics import changelog_topic_name
 

@@ -9,7 +9,9 @@ iterator may or may not see the change, but it never fails or yields a key twice
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+
+from streams.state.exceptions import StateError
 
 
 class KeyValueStore(ABC):
@@ -45,6 +47,20 @@ class KeyValueStore(ABC):
     def first(self, start: bytes, end: bytes) -> tuple[bytes, bytes] | None:
         """The first entry of ``[start, end)``, or ``None``."""
         return next(self.scan(start, end), None)
+
+    # Bookkeeping (where the state stands in its changelog) lives apart from the engine's keys:
+    # never scanned with them, never sent to the changelog. A store that keeps it overrides both.
+
+    def get_bookkeeping(self, key: bytes) -> bytes | None:
+        raise StateError(f"{type(self).__name__} keeps no bookkeeping")
+
+    def write_with_bookkeeping(
+        self,
+        changes: Iterable[tuple[bytes, bytes | None]],
+        bookkeeping: Sequence[tuple[bytes, bytes]],
+    ) -> None:
+        """``write_many`` of ``changes`` and the bookkeeping entries, in one atomic write."""
+        raise StateError(f"{type(self).__name__} keeps no bookkeeping")
 
 
 def prefix_end(prefix: bytes) -> bytes:

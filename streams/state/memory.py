@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from streams.state.base import KeyValueStore
 from streams.state.sorted_keys import SortedKeys
 
 
 class MemoryStore(KeyValueStore):
-    __slots__ = ("_data", "_keys")
+    __slots__ = ("_bookkeeping", "_data", "_keys")
 
     def __init__(self) -> None:
         self._data: dict[bytes, bytes] = {}
         self._keys = SortedKeys()
+        self._bookkeeping: dict[bytes, bytes] = {}
 
     def __len__(self) -> int:
         return len(self._data)
@@ -41,6 +42,17 @@ class MemoryStore(KeyValueStore):
                 if key not in data:
                     keys.add(key)
                 data[key] = value
+
+    def get_bookkeeping(self, key: bytes) -> bytes | None:
+        return self._bookkeeping.get(key)
+
+    def write_with_bookkeeping(
+        self,
+        changes: Iterable[tuple[bytes, bytes | None]],
+        bookkeeping: Sequence[tuple[bytes, bytes]],
+    ) -> None:
+        self.write_many(changes)
+        self._bookkeeping.update(bookkeeping)
 
     def first(self, start: bytes, end: bytes) -> tuple[bytes, bytes] | None:
         key = self._keys.first(start, end)

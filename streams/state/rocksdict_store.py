@@ -1,15 +1,22 @@
-"""RocksDB store through rocksdict, in raw mode (bytes keys ordered bytewise, bytes values)."""
+"""RocksDB store through rocksdict, in raw mode (bytes keys ordered bytewise, bytes values).
+
+The engine's keys are in the default column family; the bookkeeping (where the state stands in
+its changelog) in a column family of its own, :data:`BOOKKEEPING`, created at its first write.
+rocksdict opens every column family a DB has, so Faust's own open of the DB keeps working.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
-from rocksdict import Options, Rdict, RdictIter, ReadOptions, WriteBatch
+from rocksdict import ColumnFamily, Options, Rdict, RdictIter, ReadOptions, WriteBatch
 
 from streams.state.base import KeyValueStore
 from streams.state.exceptions import StateError, StoreClosedError
+
+BOOKKEEPING = "recon-bookkeeping"
 
 
 class RocksDictStore(KeyValueStore):
@@ -80,10 +87,45 @@ class RocksDictStore(KeyValueStore):
 
     def write_many(self, changes: Iterable[tuple[bytes, bytes | None]]) -> None:
         self._iter = None
+        self.db.write(self._batch(changes))
+
+    @staticmethod
+    def _batch(changes: Iterable[tuple[bytes, bytes | None]]) -> WriteBatch:
         batch = WriteBatch(raw_mode=True)
         for key, value in changes:
             if value is None:
                 batch.delete(key)
             else:
                 batch.put(key, value)
+        return batch
+
+    # A column family handle is looked up per use, never kept: a live handle keeps the DB open
+    # (and its lock held) after Faust closes it on a revocation, and Faust's next open would fail.
+
+    def _bookkeeping(self, create: bool) -> ColumnFamily | None:
+        db = self.db
+        try:
+            return db.get_column_family_handle(BOOKKEEPING)
+        except Exception:  # rocksdict raises a plain Exception for an unknown column family
+            if not create:
+                return None
+        db.create_column_family(BOOKKEEPING, Options(raw_mode=True))
+        return db.get_column_family_handle(BOOKKEEPING)
+
+    def get_bookkeeping(self, key: bytes) -> bytes | None:
+        if self._bookkeeping(create=False) is None:
+            return None
+        value: bytes | None = self.db.get_column_family(BOOKKEEPING).get(key)
+        return value
+
+    def write_with_bookkeeping(
+        self,
+        changes: Iterable[tuple[bytes, bytes | None]],
+        bookkeeping: Sequence[tuple[bytes, bytes]],
+    ) -> None:
+        self._iter = None
+        batch = self._batch(changes)
+        handle = self._bookkeeping(create=True)
+        for key, value in bookkeeping:
+            batch.put(key, value, handle)
         self.db.write(batch)

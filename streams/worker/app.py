@@ -7,7 +7,8 @@ Faust's ambient ``current_event``.
 
 A batch is one Kafka transaction, or several when it releases a backlog (one per bounded chunk):
 its state changes (to the state changelog) and its outputs commit together, then the changes go
-to RocksDB, and after its last chunk Faust acks the input records. A partition's RocksDB is
+to RocksDB, and after its last chunk Faust acks the input records; the steps are
+:class:`~streams.worker.checkpoint.Checkpoint`'s. A partition's RocksDB is
 restored from the changelog before its first batch after every rebalance.
 
 A batch in flight is finished even when the worker is stopped (SIGTERM, scale-in): Faust acks a
@@ -22,7 +23,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
 import faust
@@ -30,25 +31,29 @@ import orjson
 from faust.types import TP
 from prometheus_client import generate_latest
 
-from streams.backoff import backoff_s
-from streams.contract.exceptions import SchemaRegistryUnavailableError
 from streams.contract.model import Side
 from streams.engine.engine import MatchingEngine
 from streams.engine.progress import progress
 from streams.health import Prober, kafka_probe
 from streams.state.base import KeyValueStore
+from streams.state.recovery import restore
 from streams.state.rocksdict_store import RocksDictStore
 from streams.worker import lenient_records, metrics
-from streams.worker.changelog import StagedStore
+from streams.worker.checkpoint import Checkpoint, ChunkTransactions
 from streams.worker.decoder import input_decoder
-from streams.worker.faust_batches import SCHEME, PartitionBatch, group_membership, input_lags
+from streams.worker.faust_batches import (
+    SCHEME,
+    PartitionBatch,
+    group_membership,
+    input_lags,
+    partition_db,
+)
 from streams.worker.heartbeats import IdleTracker, heartbeat_value
 from streams.worker.observe import WorkerObserver
 from streams.worker.partitioning import partition_for
-from streams.worker.processor import BatchProcessor, BatchResult, InputRecord
+from streams.worker.processor import BatchProcessor, InputRecord
 from streams.worker.refetch import RecordReader
-from streams.worker.restore import restore
-from streams.worker.sender import BatchSender, DeliveryFailedError, TransactionalSender
+from streams.worker.sender import BatchSender, TransactionalSender
 from streams.worker.settings import WorkerSettings
 from streams.worker.stop_points import StopPoints
 from streams.worker.topics import STATE_TABLE, changelog_topic_name, faust_changelog_topic_name
@@ -158,7 +163,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         value_type=bytes,
         partitions=settings.partitions,
         # Faust assigns and routes the table by this topic; it stays empty, since the state's
-        # changelog is transactional and restored by the worker (streams/worker/restore.py).
+        # changelog is transactional and restored by the worker (streams/state/recovery.py).
         changelog_topic=app.topic(
             faust_changelog_topic_name(settings),
             partitions=settings.partitions,
@@ -186,8 +191,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     topic_of = {Side.PAYMENT: settings.topics.payments, Side.LEDGER: settings.topics.ledger}
 
     def local_store(partition: int) -> KeyValueStore:
-        # Faust's Store has no public per-partition handle; this is the one it uses itself.
-        return RocksDictStore.from_db(cast(Any, state.data)._db_for_partition(partition))
+        return RocksDictStore.from_db(partition_db(state, partition))
 
     changelog = changelog_topic_name(settings)
     sender = TransactionalSender(
@@ -209,23 +213,19 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 sender_ready = True
 
     app.task(init_transactions)
-    staged: dict[int, StagedStore] = {}
-
-    def store_for(partition: int) -> KeyValueStore:
-        store = staged[partition] = StagedStore(local_store(partition), partition, sender.changelog)
-        return store
-
+    transactions = ChunkTransactions(local_store, sender.changelog)
     processor = BatchProcessor(
         engine,
         settings.topics,
         settings.partitions,
-        store_for,
+        local_store,
         decoder=input_decoder(settings),
         sweep_chunk=settings.sweep_chunk,
         max_event_time_ahead_ms=settings.max_event_time_ahead_ms,
         max_record_bytes=settings.max_record_bytes,
         refetch=RecordReader(settings.kafka, f"{settings.app_id}-refetch").read,
         refetch_limit=settings.batch_max,
+        begin=transactions.begin,
     )
     stops = StopPoints(settings.fault_stop_at)
     observer = WorkerObserver()
@@ -304,87 +304,30 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 time.perf_counter() - started,
             )
 
-    def send(result: BatchResult) -> None:
-        sender.send_outputs((r.topic, r.key, r.value, r.partition) for r in result.outgoing)
-
     stopping = app.stopping = asyncio.Event()
 
-    async def process_batch(records: list[InputRecord]) -> None:
-        """Process a batch, retrying it whole while the schema registry does not answer, or
-        while its Kafka transaction cannot commit (a broker outage longer than the transaction
-        timeout): an outage pauses the worker instead of dead-lettering records that may be
-        fine, or exiting. Nothing of a failed attempt is visible: its transaction is aborted
-        and its state changes were only staged. The chunks of a released backlog committed
-        before it stay; the retry finds them applied, as a restart would."""
-        await stops.reached("after_fetch")
-        loop = asyncio.get_running_loop()
-        attempt, repair = 0, None
-        member = group_membership(app.consumer)
-        while True:
-            try:
-                if repair is not None:
-                    await loop.run_in_executor(None, repair)
-                    repair = None
-                await process_batch_once(records)
-                return
-            except SchemaRegistryUnavailableError as exc:
-                if stopping.is_set():
-                    raise  # a stop cannot wait for the registry: exit without the ack
-                staged.clear()
-                await loop.run_in_executor(None, sender.abort)
-                metrics.REGISTRY_RETRIES.inc()
-                attempt += 1
-                delay = backoff_s(attempt, 500, 30_000, jitter=False)
-                log.warning("%s; retrying the batch in %.1fs", exc, delay)
-            except DeliveryFailedError as exc:
-                # Once the group may have given our partitions to another worker, exit
-                # without the ack (like a kill -9) rather than write them: membership lost
-                # or a rebalance begun. Until then nobody else writes them, and the batch is
-                # retried; a producer the broker fenced (its transaction outlived its
-                # timeout) is replaced, as a restart would.
-                if stopping.is_set() or member is None or group_membership(app.consumer) != member:
-                    raise
-                staged.clear()
-                repair = sender.renew if exc.fatal else sender.recover
-                metrics.KAFKA_RETRIES.inc()
-                attempt += 1
-                delay = backoff_s(attempt, 500, 30_000, jitter=False)
-                log.warning("batch not committed, retrying it in %.1fs: %s", delay, exc)
-            await asyncio.sleep(delay)
-
-    async def process_batch_once(records: list[InputRecord]) -> None:
-        """Restore, then per chunk: process, commit the transaction, apply to RocksDB. After
-        the last chunk the batch may be acked (and so its input offsets committed by Faust)."""
-        loop = asyncio.get_running_loop()
+    async def restore_batch(records: Sequence[InputRecord]) -> None:
         await init_transactions()
         # Every assigned partition at once (one changelog pass), not one per batch that
         # first brings records of it.
         await restore_partitions({r.partition for r in records} | assigned_inputs())
-        run = processor.start(records)
-        while not run.done:
-            staged.clear()
-            sender.begin()
-            result = run.next_chunk()
-            await stops.reached("after_engine")
-            send(result)
-            await stops.reached("after_send")
-            began = time.perf_counter()
-            positions = await loop.run_in_executor(None, sender.commit)
-            committed = time.perf_counter()
-            metrics.COMMIT_SECONDS.observe(committed - began)
-            await stops.reached("after_commit")
-            for partition, store in staged.items():
-                store.apply(positions.get(partition))
-            staged.clear()
-            metrics.APPLY_SECONDS.observe(time.perf_counter() - committed)
-            observer.count(result)
-        await stops.reached("before_ack")
+
+    checkpoint = Checkpoint(
+        sender,
+        transactions,
+        processor.start,
+        restore=restore_batch,
+        membership=lambda: group_membership(app.consumer),
+        stopping=stopping,
+        stops=stops,
+        observer=observer,
+    )
 
     async def finish(records: list[InputRecord]) -> None:
         """Process a batch to its end even if the agent is cancelled meanwhile (a stop):
         Faust's take buffer acks a batch's records whenever the agent leaves it, so leaving
         it half done would commit offsets of records never applied."""
-        task = app.batch_in_flight = asyncio.ensure_future(process_batch(records))
+        task = app.batch_in_flight = asyncio.ensure_future(checkpoint.process(records))
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:

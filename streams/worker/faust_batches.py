@@ -1,4 +1,5 @@
-"""Whole partition batches through Faust: the one module that reaches into Faust's consumer.
+"""Faust at arm's length: whole partition batches through Faust, and the one module that
+reaches into Faust's or aiokafka's private API.
 
 Faust wraps every record in a message and an event, and acks each under a lock; that caps an
 agent near 10k records/s on our machine whatever its settings (docs/performance.md). This
@@ -15,8 +16,12 @@ one-message-per-record path.
 The transport is registered under the ``faust.transports`` entry point as ``recon`` (see
 pyproject.toml); the worker's consumer URL uses that scheme, its producer plain ``kafka://``.
 
-Every private Faust API used here is listed in :data:`PRIVATE_API`, and
-tests/streams/worker/test_faust_batches.py fails by name when an upgrade removes one.
+Every private Faust or aiokafka API the worker uses is used here only, and listed in
+:data:`PRIVATE_API`: the transport's consumer internals, and behind named functions a table
+partition's RocksDB (:func:`partition_db`), the committed offsets (:func:`input_lags`), the
+group membership (:func:`group_membership`) and the fetcher's record reader
+(:func:`replace_fetched_records`). tests/streams/worker/test_faust_batches.py fails with
+the API's name when an upgrade removes one.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
+from aiokafka.consumer import fetcher as aiokafka_fetcher
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, ConsumerMessage, Message
 from faust.types.tuples import ack_lock
@@ -51,6 +57,10 @@ PRIVATE_API = (
     "AIOKafkaConsumerThread._consumer",
     "AIOKafkaConsumer._coordinator",
     "GroupCoordinator._rejoin_needed_fut",
+    # partition_db(): the RocksDB of a table partition, as Faust's own store opens it.
+    "Store._db_for_partition",
+    # replace_fetched_records(): the class aiokafka's fetcher reads each fetched message set with.
+    "aiokafka.consumer.fetcher.MemoryRecords",
 )
 
 
@@ -220,3 +230,18 @@ def batch_records(message: Message) -> Sequence[Any]:
     if isinstance(message, PartitionBatch):
         return message.records
     return (message,)
+
+
+def partition_db(table: Any, partition: int) -> Any:
+    """The rocksdict ``Rdict`` of one partition of a Faust table on ``rocksdb://``, opened by
+    Faust's store if it is not yet (Faust's Store has no public per-partition handle; this is
+    the one it uses itself)."""
+    return table.data._db_for_partition(partition)
+
+
+def replace_fetched_records(reader: type) -> None:
+    """Make aiokafka's fetcher (every consumer of this process) build each fetched message set
+    with ``reader`` instead of its ``MemoryRecords``."""
+    if getattr(aiokafka_fetcher, "MemoryRecords", None) is None:
+        raise RuntimeError("aiokafka.consumer.fetcher.MemoryRecords is gone: see PRIVATE_API")
+    aiokafka_fetcher.MemoryRecords = reader

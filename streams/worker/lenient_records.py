@@ -14,9 +14,9 @@ records of the batch then go on to the contract like any other (a valid payment 
 header is a valid payment).
 
 The one aiokafka internal relied on is the fetcher module's ``MemoryRecords`` name (it builds
-each fetched message set with it); :data:`PRIVATE_API` lists it, and
-tests/streams/worker/test_lenient_records.py reads a real batch through aiokafka's
-``PartitionRecords`` with it.
+each fetched message set with it); :func:`streams.worker.faust_batches.replace_fetched_records`
+swaps it, and tests/streams/worker/test_lenient_records.py reads a real batch through
+aiokafka's ``PartitionRecords`` with it.
 """
 
 from __future__ import annotations
@@ -28,13 +28,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from aiokafka import codec as aiokafka_codec
-from aiokafka.consumer import fetcher as aiokafka_fetcher
 from aiokafka.errors import CorruptRecordException
 from aiokafka.record.memory_records import MemoryRecords
 
-log = logging.getLogger(__name__)
+from streams.worker.faust_batches import replace_fetched_records
 
-PRIVATE_API = ("aiokafka.consumer.fetcher.MemoryRecords",)
+log = logging.getLogger(__name__)
 
 # Record batch v2 (KIP-98): baseOffset, batchLength, partitionLeaderEpoch, magic, crc,
 # attributes, lastOffsetDelta, baseTimestamp, maxTimestamp, producerId, producerEpoch,
@@ -207,6 +206,4 @@ class LenientMemoryRecords:
 def install() -> None:
     """Make aiokafka's fetcher (every consumer of this process) read fetched message sets
     through :class:`LenientMemoryRecords`. Idempotent."""
-    if getattr(aiokafka_fetcher, "MemoryRecords", None) is None:
-        raise RuntimeError("aiokafka.consumer.fetcher.MemoryRecords is gone: see PRIVATE_API")
-    aiokafka_fetcher.MemoryRecords = LenientMemoryRecords
+    replace_fetched_records(LenientMemoryRecords)

@@ -2,8 +2,8 @@
 
 It decodes and validates each record, dead-letters what is invalid, on the wrong partition or
 implausibly far ahead in event time, feeds the rest to the engine in offset order per
-partition through a write-batching overlay, encodes the outputs, and flushes each partition's
-state once per call. What to send comes back as plain lists, errors as their own stream (dead
+partition through a partition transaction, encodes the outputs, and prepares each partition's
+transaction once per call (its owner commits it, or the processor does when it has none). What to send comes back as plain lists, errors as their own stream (dead
 letters), bytewax style.
 
 A batch goes out in one or more chunks (:class:`BatchRun`): a chunk is what one Kafka
@@ -47,7 +47,7 @@ from streams.engine.views import COUNTERS, EngineOutput
 from streams.exceptions import ReconError
 from streams.settings import TopicNames
 from streams.state.base import KeyValueStore
-from streams.state.batching import BatchingStore
+from streams.state.transaction import PartitionTransaction
 from streams.worker.partitioning import partition_for
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,11 @@ class BatchProcessor:
         max_record_bytes: int = 900_000,
         refetch: Refetch | None = None,
         refetch_limit: int = 2000,
+        begin: Callable[[int], PartitionTransaction] | None = None,
     ) -> None:
+        """``store_for(partition)``: the partition's committed state. ``begin(partition)``: a
+        transaction over it whose owner (the worker's checkpoint) commits it after the Kafka
+        transaction; without one, the processor commits each transaction it prepared."""
         self._engine = engine
         self._topics = topics
         self._sides = {topics.payments: Side.PAYMENT, topics.ledger: Side.LEDGER}
@@ -213,6 +217,7 @@ class BatchProcessor:
         self._max_bytes = max_record_bytes
         self._refetch = refetch
         self._refetch_limit = refetch_limit
+        self._begin = begin
         # aiokafka's murmur2 is pure Python (~5 us); a reference's events share its partition.
         self._partition_of = lru_cache(maxsize=1 << 16)(
             lambda reference: partition_for(reference.encode(), partitions)
@@ -285,7 +290,12 @@ class BatchProcessor:
     def run_partition(self, partition: int, work: _PartitionWork, result: BatchResult) -> bool:
         """One engine call (or one record at a time when isolating) on a partition's remaining
         items; returns whether the sweep paused on its budget."""
-        store = BatchingStore(self._store_for(partition))
+        begin = self._begin
+        store = (
+            begin(partition)
+            if begin is not None
+            else PartitionTransaction(self._store_for(partition), partition)
+        )
         paused = False
         if not work.isolating:
             try:
@@ -294,7 +304,7 @@ class BatchProcessor:
                 )
                 chunk = self._encode(out)
             except ReconError:
-                store.discard()
+                store.rollback()
                 work.isolating = True
             else:
                 del work.items[: out.consumed]
@@ -306,13 +316,15 @@ class BatchProcessor:
             state = progress(store)
         except ReconError:
             state = None  # corrupt partition state: its records are already parked
-        store.flush()
+        store.prepare()
+        if begin is None:
+            store.commit()
         result.watermarks[partition] = state.watermark_ms if state else None
         result.open_groups[partition] = state.open_groups if state else None
         return paused
 
     def _isolate(
-        self, store: KeyValueStore, partition: int, work: _PartitionWork, result: BatchResult
+        self, store: PartitionTransaction, partition: int, work: _PartitionWork, result: BatchResult
     ) -> bool:
         """Replay a failed call one record at a time, so only the record at fault is parked."""
         while work.items:
@@ -335,13 +347,13 @@ class BatchProcessor:
         result: BatchResult,
         record: InputRecord | None,
     ) -> EngineOutput | None:
-        # Each record in its own overlay: a failure leaves none of its writes behind.
-        attempt = BatchingStore(store)
+        # Each record in its own transaction: a failure leaves none of its writes behind.
+        attempt = PartitionTransaction(store, partition)
         try:
             out = self._engine.on_batch(attempt, partition, items, self._sweep_chunk)
             chunk = self._encode(out)
         except ReconError as exc:
-            attempt.discard()
+            attempt.fail()
             result.isolated += 1
             if record is None:
                 # A sweep step failed with no input to blame (corrupt state): it stays
@@ -360,7 +372,8 @@ class BatchProcessor:
                 record, RejectReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}", result
             )
             return None
-        attempt.flush()
+        attempt.prepare()
+        attempt.commit()
         result.extend(chunk)
         return out
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from streams.contract.codec import OutputCodec
 from streams.contract.model import ExceptionKind, InputEvent, Side
 from streams.engine import EngineOutput, MatchConfig
-from streams.state.batching import BatchingStore
 from streams.state.memory import MemoryStore
+from streams.state.transaction import PartitionTransaction
 from tests.streams.engine.test_rules import exc
 from tests.streams.engine.testkit import HOUR, MIN, T0, Feed, match, run, strip_detail
 
@@ -40,7 +40,7 @@ def test_backlog_release_is_split_into_bounded_calls() -> None:
     items = list(f.items)
     calls = 0
     while True:
-        overlay = BatchingStore(store)
+        overlay = PartitionTransaction(store)
         o = engine.on_batch(overlay, 0, items, budget=250)
         calls += 1
         # A call's state changes and outputs stay bounded by the budget, whatever the backlog.

@@ -25,8 +25,8 @@ from streams.contract.model import (
 from streams.engine import EngineOutput, EngineSnapshot, MatchConfig, MatchingEngine
 from streams.engine.progress import progress
 from streams.state.base import KeyValueStore
-from streams.state.batching import BatchingStore
 from streams.state.memory import MemoryStore
+from streams.state.transaction import PartitionTransaction
 from tests.streams.engine.testkit import Item, content_hash
 
 LATENESS = 100
@@ -158,7 +158,7 @@ def memory_store() -> Iterator[KeyValueStore]:
 
 @contextmanager
 def batching_store() -> Iterator[KeyValueStore]:
-    yield BatchingStore(MemoryStore())
+    yield PartitionTransaction(MemoryStore())
 
 
 @dataclass
@@ -178,7 +178,7 @@ def feed(engine: MatchingEngine, store: KeyValueStore, items: Sequence[Item], ou
         while True:
             o = engine.on_batch(store, 0, batch, budget)
             out.extend(o)
-            if isinstance(store, BatchingStore):
+            if isinstance(store, PartitionTransaction):
                 store.flush()
             if budget is not None:
                 assert o.released + o.deadlines_fired + o.purged <= budget
@@ -315,7 +315,7 @@ def test_properties_rocksdict(
         n = next(_DB_NUMBERS)
         store = RocksDictStore(tmp_path / f"db{n}")
         try:
-            yield BatchingStore(store) if n % 2 else store
+            yield PartitionTransaction(store) if n % 2 else store
         finally:
             store.close()
 
@@ -333,7 +333,7 @@ def test_late_events_batch_like_single_items(
     single = process(s, items, MemoryStore(), 1)
     check_conservation(s, single)
     for chunk in (4, 50):
-        for store in (MemoryStore(), BatchingStore(MemoryStore())):
+        for store in (MemoryStore(), PartitionTransaction(MemoryStore())):
             batched = process(s, items, store, chunk)
             assert batched.matches == single.matches
             assert batched.exceptions == single.exceptions

@@ -10,7 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.state import BatchingStore, KeyValueStore, MemoryStore, StoreClosedError, prefix_end
+from streams.state import (
+    KeyValueStore,
+    MemoryStore,
+    PartitionTransaction,
+    StoreClosedError,
+    prefix_end,
+)
 from streams.state.rocksdict_store import RocksDictStore
 from streams.state.sorted_keys import SortedKeys
 
@@ -33,13 +39,13 @@ def rocks(tmp: Path) -> Iterator[KeyValueStore]:
 
 @contextmanager
 def batching_memory(_: Path) -> Iterator[KeyValueStore]:
-    yield BatchingStore(MemoryStore())
+    yield PartitionTransaction(MemoryStore())
 
 
 @contextmanager
 def batching_rocks(tmp: Path) -> Iterator[KeyValueStore]:
     with rocks(tmp) as inner:
-        yield BatchingStore(inner)
+        yield PartitionTransaction(inner)
 
 
 MAKERS = {
@@ -83,7 +89,7 @@ def test_behaves_like_an_ordered_dict(
                 store.delete(a)
                 model.pop(a, None)
             elif op == "flush":
-                if isinstance(store, BatchingStore):
+                if isinstance(store, PartitionTransaction):
                     store.flush()
             else:
                 lo, hi = min(a, b), max(a, b)
@@ -92,9 +98,9 @@ def test_behaves_like_an_ordered_dict(
                 assert store.first(lo, hi) == (expected[0] if expected else None)
             assert store.get(a) == model.get(a)
         assert list(store.scan(b"", b"\xff")) == sorted(model.items())
-        if isinstance(store, BatchingStore):
+        if isinstance(store, PartitionTransaction):
             store.flush()
-            assert list(store.backing.scan(b"", b"\xff")) == sorted(model.items())
+            assert list(store.store.scan(b"", b"\xff")) == sorted(model.items())
 
 
 @pytest.mark.parametrize("name", sorted(MAKERS))
@@ -128,7 +134,7 @@ def test_batching_writes_each_key_once_on_flush() -> None:
     backing = _Recording()
     writes = backing.writes
     backing.put(b"gone", b"x")
-    store = BatchingStore(backing)
+    store = PartitionTransaction(backing)
     for i in range(10):
         store.put(b"a", bytes([i]))
     store.delete(b"gone")
@@ -179,7 +185,7 @@ def test_batching_writes_nothing_for_keys_born_and_gone_in_one_batch() -> None:
     backing = _Recording()
     writes = backing.writes
     backing.put(b"old", b"x")
-    store = BatchingStore(backing)
+    store = PartitionTransaction(backing)
     store.insert(b"new", b"1")  # inserted (known absent), then deleted: no write
     store.delete(b"new")
     assert store.get(b"read") is None  # read absent from the backing store

@@ -3,7 +3,9 @@ partition batch makes Faust commit exactly past it (no broker: the consumer is n
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import importlib
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ import aiokafka
 import faust
 import pytest
 from aiokafka.consumer.group_coordinator import GroupCoordinator
+from faust.stores import rocksdb as faust_rocksdb
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.drivers import by_url
 from faust.types import TP
@@ -73,6 +76,18 @@ def test_every_private_faust_api_used_is_there(consumer: BatchConsumer, name: st
         assert hasattr(cls, attribute) or f"self.{attribute} =" in source, (
             f"{owner}.__init__ no longer sets {attribute}: streams/worker/faust_batches.py "
             "must follow the upgrade"
+        )
+        return
+    if owner == "Store":
+        assert hasattr(faust_rocksdb.Store, attribute), (
+            f"faust {faust.__version__} no longer has {name}: streams/worker/faust_batches.py "
+            "must follow the upgrade"
+        )
+        return
+    if "." in owner:  # a module's name
+        assert hasattr(importlib.import_module(owner), attribute), (
+            f"aiokafka {aiokafka.__version__} no longer has {name}: "
+            "streams/worker/faust_batches.py must follow the upgrade"
         )
         return
     target = faust_batches.ack_lock if owner == "" else consumer
@@ -181,3 +196,64 @@ def test_group_membership_holds_while_the_member_neither_changed_nor_must_rejoin
     assert faust_batches.group_membership(_consumer_with("", -1, False)) is None
     # A consumer not started has no aiokafka consumer behind its thread.
     assert faust_batches.group_membership(SimpleNamespace(_thread=None)) is None
+
+
+def test_partition_db_is_the_tables_rocksdb_of_that_partition(tmp_path: Path) -> None:
+    app = faust.App(
+        "recon-unit-partition-db",
+        broker="kafka://127.0.0.1:1",
+        store="rocksdb://",
+        datadir=str(tmp_path),
+        autodiscover=False,
+    )
+    table = app.Table("state", key_type=bytes, value_type=bytes, partitions=2)
+    db = faust_batches.partition_db(table, 1)
+    db[b"k"] = b"v"
+    assert faust_batches.partition_db(table, 1) is db
+    assert faust_batches.partition_db(table, 0) is not db
+    assert faust_batches.partition_db(table, 0).get(b"k") is None
+
+
+ROOT = Path(__file__).resolve().parents[3]
+# Underscore names that are public where they live: librdkafka's local error codes, os._exit.
+_PUBLIC_UNDERSCORED = {"_exit", "_PARTITION_EOF", "_QUEUE_FULL", "_STATE", "_TRANSPORT",
+                       "_TIMED_OUT", "_UNKNOWN_PARTITION", "_ALL_BROKERS_DOWN"}  # fmt: skip
+
+
+def _reaches_into(path: Path) -> list[str]:
+    """``x._name`` and ``getattr(x, "_name")`` where x is not self or cls."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute):
+            name, owner = node.attr, node.value
+            if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
+                continue
+            if isinstance(owner, ast.Call) and getattr(owner.func, "id", None) == "super":
+                continue
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) == "getattr"
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+        ):
+            name = node.args[1].value
+        else:
+            continue
+        if name.startswith("_") and not name.startswith("__") and name not in _PUBLIC_UNDERSCORED:
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
+    return found
+
+
+def test_no_other_module_of_the_worker_reaches_into_faust_or_aiokafka() -> None:
+    """Every private Faust or aiokafka access goes through faust_batches (and PRIVATE_API)."""
+    found = []
+    for path in sorted((ROOT / "streams").rglob("*.py")):
+        source = path.read_text()
+        if path.name == "faust_batches.py" or not any(
+            f"import {lib}" in source or f"from {lib}" in source
+            for lib in ("faust", "aiokafka", "mode")
+        ):
+            continue
+        found += _reaches_into(path)
+    assert found == []

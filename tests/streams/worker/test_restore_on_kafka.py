@@ -16,10 +16,15 @@ from pathlib import Path
 import pytest
 
 from streams.settings import KafkaSettings
+from streams.state.base import KeyValueStore
+from streams.state.changelog import (
+    LEGACY_POSITION_KEY,
+    changelog_position,
+    position_entry,
+)
 from streams.state.memory import MemoryStore
+from streams.state.recovery import RestoreError, restore
 from streams.state.rocksdict_store import RocksDictStore
-from streams.worker.changelog import POSITION_KEY, changelog_position
-from streams.worker.restore import RestoreError, restore
 from streams.worker.sender import TransactionalSender
 
 NewTopic = Callable[..., str]
@@ -40,8 +45,8 @@ def commit_batch(
     return s.commit()
 
 
-def state(store: MemoryStore) -> dict[bytes, bytes]:
-    return {k: v for k, v in store.scan(b"", b"\xff" * 8) if k != POSITION_KEY}
+def state(store: KeyValueStore) -> dict[bytes, bytes]:
+    return dict(store.scan(b"", b"\xff" * 8))  # the position is not among them
 
 
 @pytest.fixture
@@ -98,12 +103,40 @@ def test_restore_resumes_from_the_stored_position(
         store.close()
 
 
+def test_a_data_directory_from_before_the_bookkeeping_column_family_resumes_where_it_stood(
+    kafka: KafkaSettings, changelog: str, tmp_path: Path
+) -> None:
+    """An upgraded worker keeps its state: the position it kept among the engine's keys moves
+    to the bookkeeping column family, and the restore reads on from it, not from the start."""
+    s = sender(kafka, changelog, f"restore-{uuid.uuid4().hex[:8]}")
+    first = commit_batch(s, [(0, b"Gk1", b"v1"), (0, b"Gk2", b"v2")])
+    commit_batch(s, [(0, b"Gk3", b"v3")])
+    store = RocksDictStore(tmp_path / "p0")
+    try:
+        # As the previous version left it: its state up to the first batch, the position
+        # among the engine's keys, and no bookkeeping column family.
+        store.write_many(
+            [(b"Gk1", b"v1"), (b"Gk2", b"v2"), (LEGACY_POSITION_KEY, b"%d" % first[0])]
+        )
+        store.close()
+        store = RocksDictStore(tmp_path / "p0")
+
+        done = restore(kafka, changelog, {0: store}, timeout_s=60)[0]
+
+        assert (done.start, done.records) == (first[0], 1)  # only the batch after it
+        assert state(store) == {b"Gk1": b"v1", b"Gk2": b"v2", b"Gk3": b"v3"}
+        assert store.get(LEGACY_POSITION_KEY) is None
+        assert changelog_position(store) == done.end
+    finally:
+        store.close()
+
+
 def test_local_state_ahead_of_the_changelog_is_refused(
     kafka: KafkaSettings, changelog: str
 ) -> None:
     """E.g. the topic was deleted and recreated under a worker that kept its data dir."""
     store = MemoryStore()
-    store.put(POSITION_KEY, b"1000")
+    store.write_with_bookkeeping([], [position_entry(1000)])
     with pytest.raises(RestoreError, match="ends at 0"):
         restore(kafka, changelog, {0: store}, timeout_s=30)
 

@@ -6,7 +6,8 @@ recovery reads ``read_uncommitted`` and waits for the offset of the last record,
 transactions is a commit marker it never receives; that is why the worker restores its state
 itself (docs/delivery.md).
 
-Restoring starts at the position stored with the local state (the beginning when there is none)
+Restoring starts at the position stored with the local state (the beginning when there is none;
+a data directory from before the bookkeeping column family has its position moved there first)
 and ends at the partition's last stable offset, where librdkafka reports end of partition. Every
 chunk of records is written with its new position in one WriteBatch, so an interrupted restore
 resumes where it stopped.
@@ -28,12 +29,8 @@ from confluent_kafka import (
 
 from streams.settings import KafkaSettings
 from streams.state.base import KeyValueStore
-from streams.worker.changelog import changelog_position, position_change
-from streams.worker.exceptions import WorkerError
-
-
-class RestoreError(WorkerError):
-    """The local state cannot be brought in line with the changelog."""
+from streams.state.changelog import adopt_legacy_position, changelog_position, position_entry
+from streams.state.exceptions import RestoreError
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +111,11 @@ def _restore(
     ends: dict[int, int] = {}
 
     def write(partition: int, next_offset: int) -> None:
-        changes = pending[partition]
-        changes.append(position_change(next_offset))
-        stores[partition].write_many(changes)
+        stores[partition].write_with_bookkeeping(pending[partition], [position_entry(next_offset)])
         pending[partition] = []
 
     for partition, store in stores.items():
+        adopt_legacy_position(store)
         start = changelog_position(store)
         # read_committed: the high watermark reported is the last stable offset.
         low, high = _watermarks(consumer, TopicPartition(topic, partition), timeout_s)
