@@ -38,12 +38,13 @@ def test_sigterm_at_every_point_of_the_batch_cycle_loses_nothing(
     worker_settings: WorkerSettings, start_worker: StartWorker, outputs: OutputReader
 ) -> None:
     start_worker("a")
-    sim = simulate(30 * 12 * STOPS, seed=31, config=TEST_MATCH)
+    # About 16 s of traffic per stop: a stop takes about 12 s, more on a loaded machine.
+    sim = simulate(30 * 16 * STOPS, seed=31, config=TEST_MATCH)
     truth = truth_of(sim)
     failures: list[BaseException] = []
 
     def traffic() -> None:
-        try:  # about 12 s of traffic per stop
+        try:
             produce(
                 sim, worker_settings.kafka, worker_settings.topics,
                 worker_settings.partitions, rate=30,
