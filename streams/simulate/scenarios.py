@@ -113,30 +113,28 @@ class _Builder:
     def payment(
         self, ref: str, eid: str, amount: int, currency: str, t: int, kind: str = "payment"
     ) -> SimRecord:
-        value = {
-            "event_id": eid,
-            "reference": ref,
-            "amount_minor": amount,
-            "currency": currency,
-            "event_time": t,
-            "kind": kind,
-            "source": "psp-sim",
-        }
-        return self._emit(Side.PAYMENT, ref.encode(), value, t)
+        extra = {"kind": kind, "source": "psp-sim"}
+        return self._event(Side.PAYMENT, ref, eid, amount, currency, t, extra)
 
     def ledger(
         self, ref: str, eid: str, amount: int, currency: str, t: int, direction: str = "credit"
     ) -> SimRecord:
-        value = {
+        extra = {"direction": direction, "account": "ACC-001"}
+        return self._event(Side.LEDGER, ref, eid, amount, currency, t, extra)
+
+    def _event(
+        self, side: Side, ref: str, eid: str, amount: int, currency: str, t: int,
+        extra: dict[str, str],
+    ) -> SimRecord:  # fmt: skip
+        value: dict[str, object] = {
             "event_id": eid,
             "reference": ref,
             "amount_minor": amount,
             "currency": currency,
             "event_time": t,
-            "direction": direction,
-            "account": "ACC-001",
+            **extra,  # the side's own fields, after the common ones (the bytes stay the same)
         }
-        return self._emit(Side.LEDGER, ref.encode(), value, t)
+        return self._emit(side, ref.encode(), value, t)
 
     # -- helpers
 
