@@ -25,9 +25,9 @@ from streams.engine.exceptions import (
     InvalidInputError,
     PartitionMismatchError,
 )
-from streams.engine.views import (
+from streams.engine.outbox import EngineOutput
+from streams.engine.read_views import (
     BufferedView,
-    EngineOutput,
     EngineSnapshot,
     GroupStatus,
     GroupView,

@@ -43,12 +43,17 @@ from streams.engine import codec, keys
 from streams.engine.closing import find_pair, find_pair_with_last
 from streams.engine.codec import Buffered, Group, Member, Meta
 from streams.engine.config import MAX_SUM, MatchConfig
-from streams.engine.details import conflict_detail, parked_detail, resolved_detail, timeout_detail
+from streams.engine.exception_details import (
+    conflict_detail,
+    parked_detail,
+    resolved_detail,
+    timeout_detail,
+)
 from streams.engine.exceptions import CorruptStateError, InvalidInputError, PartitionMismatchError
 from streams.engine.ids import conflict_id, exception_id, match_id
-from streams.engine.views import (
+from streams.engine.outbox import EngineOutput
+from streams.engine.read_views import (
     BufferedView,
-    EngineOutput,
     EngineSnapshot,
     GroupStatus,
     GroupView,
