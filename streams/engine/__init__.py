@@ -13,11 +13,12 @@ What an adapter must know:
   takes at most that many steps and the call may return ``paused``: persist it, then call again
   with the items not ``consumed`` (or none) until it does not pause.
 * With a :class:`~streams.state.batching.BatchingStore`, flush it before sending the outputs.
-* An engine instance serves one call at a time (it keeps per-call cursors).
+* An engine instance keeps only its settings (each call's cursors live in a session object
+  dropped when the call returns): calls on different partitions' stores may share it.
 """
 
 from streams.engine.config import MatchConfig
-from streams.engine.engine import Item, MatchingEngine
+from streams.engine.engine import MatchingEngine
 from streams.engine.exceptions import (
     CorruptStateError,
     EngineConfigError,
@@ -33,6 +34,7 @@ from streams.engine.read_views import (
     GroupView,
     MemberView,
 )
+from streams.engine.session import Item
 
 __all__ = [
     "BufferedView",
