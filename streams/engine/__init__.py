@@ -14,11 +14,12 @@ What an adapter must know:
   with the items not ``consumed`` (or none) until it does not pause.
 * With a :class:`~streams.state.transaction.PartitionTransaction`, prepare it before sending the
   outputs.
-* An engine instance serves one call at a time (it keeps per-call cursors).
+* An engine instance keeps only its settings (each call's cursors live in a session object
+  dropped when the call returns): calls on different partitions' stores may share it.
 """
 
 from streams.engine.config import MatchConfig
-from streams.engine.engine import Item, MatchingEngine
+from streams.engine.engine import MatchingEngine
 from streams.engine.exceptions import (
     CorruptStateError,
     EngineConfigError,
@@ -26,14 +27,15 @@ from streams.engine.exceptions import (
     InvalidInputError,
     PartitionMismatchError,
 )
-from streams.engine.views import (
+from streams.engine.outbox import EngineOutput
+from streams.engine.read_views import (
     BufferedView,
-    EngineOutput,
     EngineSnapshot,
     GroupStatus,
     GroupView,
     MemberView,
 )
+from streams.engine.session import Item
 
 __all__ = [
     "BufferedView",

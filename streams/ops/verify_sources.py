@@ -26,7 +26,7 @@ from connectors.postgres.settings import SinkSettings
 from streams.contract.decode import Rejection, RejectReason
 from streams.contract.model import Heartbeat, InputEvent, Side
 from streams.engine.engine import MatchingEngine
-from streams.engine.views import GroupStatus
+from streams.engine.read_views import GroupStatus
 from streams.ops.describe import group_lags, partition_offsets
 from streams.ops.exceptions import OpsError
 from streams.ops.verify import (

@@ -42,8 +42,8 @@ from streams.contract.model import (
     Side,
 )
 from streams.engine.engine import MatchingEngine
+from streams.engine.outbox import COUNTERS, EngineOutput
 from streams.engine.progress import progress
-from streams.engine.views import COUNTERS, EngineOutput
 from streams.exceptions import ReconError
 from streams.settings import TopicNames
 from streams.state.base import KeyValueStore

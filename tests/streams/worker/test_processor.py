@@ -19,7 +19,7 @@ from streams.contract.model import DeadLetter, Flow, MatchRecord, Rule, Side
 from streams.engine import keys
 from streams.engine.config import MatchConfig
 from streams.engine.engine import MatchingEngine
-from streams.engine.views import GroupStatus, GroupView, MemberView
+from streams.engine.read_views import GroupStatus, GroupView, MemberView
 from streams.settings import TopicNames
 from streams.state.memory import MemoryStore
 from streams.worker.partitioning import partition_for
