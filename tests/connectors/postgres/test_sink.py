@@ -14,7 +14,6 @@ import subprocess
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -22,6 +21,7 @@ from connectors.postgres.partitions import current_month, month_from_index, mont
 from streams.contract.decode import Rejection, RejectReason, dead_letter, decode_input
 from streams.contract.model import ExceptionKind, ExceptionStatus, Side
 from streams.local_runner import free_port
+from tests.ci_support import ROOT
 from tests.connectors.conftest import (
     Dataset,
     Output,
@@ -38,7 +38,7 @@ from tests.connectors.conftest import (
 )
 from tests.pipeline_support import http_get, wait_for_status
 
-PG_SCRIPT = Path(__file__).resolve().parents[2] / ".ci" / "postgres.sh"
+PG_SCRIPT = ROOT / ".ci" / "postgres.sh"
 
 
 def _mixed(rng: random.Random, n: int, start: int = 0) -> list[Output]:
