@@ -295,8 +295,9 @@ class FastRecord:
         if len(values) != len(self._fields):
             raise EncodeError(f"{len(values)} values for {len(self._fields)} fields")
         out = bytearray(header)
-        for (_, t), value in zip(self._fields, values, strict=True):
-            _write(out, t, value)
+        fields = self._fields
+        for i in range(len(fields)):  # indexed: mypyc compiles it to a plain C loop
+            _write(out, fields[i][1], values[i])
         return bytes(out)
 
     def encode(self, header: bytes, datum: Mapping[str, Any]) -> bytes:
@@ -322,4 +323,12 @@ class FastRecord:
 
     def decode(self, data: bytes, start: int) -> dict[str, Any]:
         """The datum dict at ``data[start:]``, as fastavro's ``schemaless_reader``."""
-        return dict(zip(self._names, self.decode_values(data, start), strict=True))
+        # Built directly, not from decode_values: the worker decodes every Avro input here,
+        # and the list and zip between cost a third of its speed.
+        cur = _Cursor(data, start)
+        datum: dict[str, Any] = {}
+        for name, t in self._fields:
+            datum[name] = _read(cur, t)
+        if cur.pos != len(data):
+            raise DecodeError("trailing bytes after the record")
+        return datum
